@@ -1,0 +1,53 @@
+"""The ``soar-env`` command.
+
+Until the environment and teacher land, the main job is ``soar-env stones``: the
+stepping-stone experiment on the embedded domain (progress bars, a summary table, a plot
+and a JSON summary in the output folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _stones(args: argparse.Namespace) -> int:
+    from soar_env.stepping_stones import SteppingStoneConfig, plot, print_report, run
+
+    config = SteppingStoneConfig(
+        seeds=tuple(range(args.seeds)), long_steps=args.long_steps,
+        inner_repeats=args.inner_repeats, hard_candidates=args.hard_candidates, k=args.k,
+        model_path=args.model,
+    )
+    summary = run(config)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot(summary, out / "stepping_stones.png")
+    print_report(summary)
+    print(f"wrote {out / 'summary.json'} and {out / 'stepping_stones.png'}")
+    print(json.dumps({"acceptance": summary["acceptance"], "seconds": round(summary["seconds"])}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="soar-env", description="SOAR as a Gymnasium environment")
+    sub = parser.add_subparsers(dest="command", required=True)
+    stones = sub.add_parser("stones", help="stepping-stone experiment on the embedded domain")
+    stones.add_argument("--seeds", type=int, default=3, help="student seeds (default 3)")
+    stones.add_argument("--long-steps", type=int, default=120, help="RLOO steps per long run")
+    stones.add_argument("--inner-repeats", type=int, default=4,
+                        help="inner-loop runs per seed and condition")
+    stones.add_argument("--hard-candidates", type=int, default=256)
+    stones.add_argument("-k", type=int, default=128, help="fail@k filter")
+    stones.add_argument("--model", default=None, help="model folder (default: the shipped one)")
+    stones.add_argument("--out", default="runs/stepping_stones", help="output folder")
+    stones.set_defaults(func=_stones)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Domains: problem source, prompt format and grader (and, embedded, a pretraining corpus)."""

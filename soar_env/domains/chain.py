@@ -1,0 +1,220 @@
+"""The embedded domain: noisy multi-skill digit chains.
+
+A problem is a start digit followed by a chain of operations mod 10, for example
+``5+3*7-2`` (5 -> 8 -> 6 -> 4). The answer is the whole trace of states, ``8,6,4``.
+
+Why this domain (see shared/docs/embedded-domain.md for the measurements):
+- success on a chain is the product of per-step reliabilities, so long chains are truly
+  hard (pass@1 ~ 1e-6 at length 18-20) while short and medium chains give RL a strong
+  signal, and sharpening a step on short chains transfers to long ones: stepping stones;
+- the three skills (``+``, ``-``, ``*``) start with different reliabilities, so a dataset
+  that drills one skill helps far less than a diverse one (the toy analogue of the paper's
+  diversity collapse);
+- the answer is graded on the whole trace: a final-state check succeeds ~10% by chance.
+
+Fixed-width questions. Every question has ``max_len`` two-character operation slots;
+unused slots are written ``..``. With one answer character and one separator per step,
+the token that predicts state i then always sits at the same distance from operation i,
+so a 2-layer RoPE transformer learns the step once instead of learning to align slots
+(a variable-length format stayed at chance in the prototype). No custom position ids are
+needed, so the model is a plain ``LlamaForCausalLM`` that any HF tool (TRL included) can use.
+
+Text formats (the tokenizer is character level):
+- student prompt   ``Q:<question>=``, completion ``<answer><eos>``;
+- teacher prompt   ``Q:``; the teacher's question is its text up to the first ``=``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from soar_env.grading import exact_match, exact_match_scores
+from soar_env.problems import Problem
+
+SKILLS: tuple[str, ...] = ("+", "-", "*")
+ARGUMENTS: dict[str, tuple[int, ...]] = {"+": (1, 2, 3), "-": (1, 2, 3), "*": (2, 3, 7)}
+EMPTY_SLOT = ".."
+TEACHER_PROMPT = "Q:"
+# Everything the tokenizer knows besides its two special tokens.
+ALPHABET = "0123456789+-*.=,Q:"
+
+
+def apply_op(state: int, op: str, arg: int) -> int:
+    """One step of a chain: ``state op arg`` mod 10."""
+    if op == "+":
+        return (state + arg) % 10
+    if op == "-":
+        return (state - arg) % 10
+    if op == "*":
+        return (state * arg) % 10
+    raise ValueError(f"Expects an operation in {SKILLS}, actual {op!r}")
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A parsed question: start digit and the list of (op, arg) steps."""
+
+    start: int
+    steps: tuple[tuple[str, int], ...]
+
+    @property
+    def length(self) -> int:
+        return len(self.steps)
+
+    def states(self) -> list[int]:
+        states, state = [], self.start
+        for op, arg in self.steps:
+            state = apply_op(state, op, arg)
+            states.append(state)
+        return states
+
+
+@dataclass(frozen=True)
+class ChainDomain:
+    """Problem source, text format, grader and noisy writer of the chain domain.
+
+    Args:
+        max_len: operation slots in every question (the longest chain).
+        writer_accuracy: per-skill probability that the noisy pretraining writer gets a
+            step right; a wrong step writes one of the 9 other digits uniformly. The tiny
+            model learns these reliabilities, which is what RL later sharpens.
+    """
+
+    max_len: int = 20
+    writer_accuracy: dict[str, float] = field(
+        default_factory=lambda: {"+": 0.6, "-": 0.5, "*": 0.4}
+    )
+    name: str = "chain"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_len <= 40:
+            raise ValueError(f"max_len expects 1..40 slots, actual {self.max_len}")
+        if set(self.writer_accuracy) != set(SKILLS):
+            raise ValueError(
+                f"writer_accuracy expects one entry per skill {SKILLS}, "
+                f"actual {sorted(self.writer_accuracy)}"
+            )
+
+    # ---- text formats -------------------------------------------------------------
+    @property
+    def teacher_prompt(self) -> str:
+        return TEACHER_PROMPT
+
+    @property
+    def question_chars(self) -> int:
+        """Characters in every question: start digit plus the fixed slots."""
+        return 1 + 2 * self.max_len
+
+    @property
+    def max_answer_tokens(self) -> int:
+        """Answer characters of the longest chain plus the end-of-sequence token."""
+        return 2 * self.max_len
+
+    def student_prompt(self, question: str) -> str:
+        return f"Q:{question}="
+
+    def format_question(self, chain: Chain) -> str:
+        if not 1 <= chain.length <= self.max_len:
+            raise ValueError(
+                f"Expects a chain of 1..{self.max_len} steps, actual {chain.length}"
+            )
+        body = "".join(f"{op}{arg}" for op, arg in chain.steps)
+        return f"{chain.start}{body}{EMPTY_SLOT * (self.max_len - chain.length)}"
+
+    def parse_question(self, question: str) -> Chain:
+        """Parse a question; raises ``ValueError`` saying what is malformed."""
+        if len(question) != self.question_chars:
+            raise ValueError(
+                f"Expects {self.question_chars} characters (start digit and "
+                f"{self.max_len} slots), actual {len(question)}"
+            )
+        if not question[0].isdigit():
+            raise ValueError(f"Expects a start digit, actual {question[0]!r}")
+        steps: list[tuple[str, int]] = []
+        for i in range(self.max_len):
+            slot = question[1 + 2 * i : 3 + 2 * i]
+            if slot == EMPTY_SLOT:
+                rest = question[3 + 2 * i :]
+                if rest != EMPTY_SLOT * (len(rest) // 2):
+                    raise ValueError(f"Expects only empty slots after slot {i}, actual {rest!r}")
+                break
+            op, arg = slot[0], slot[1]
+            if op not in ARGUMENTS or not arg.isdigit() or int(arg) not in ARGUMENTS[op]:
+                raise ValueError(f"Expects an operation like '+3' in slot {i}, actual {slot!r}")
+            steps.append((op, int(arg)))
+        if not steps:
+            raise ValueError("Expects at least one operation, actual none")
+        return Chain(int(question[0]), tuple(steps))
+
+    def answer(self, chain: Chain) -> str:
+        return ",".join(str(s) for s in chain.states())
+
+    def solve(self, question: str) -> str:
+        """The correct answer (whole trace) of a question."""
+        return self.answer(self.parse_question(question))
+
+    def parse_teacher_text(self, text: str) -> str:
+        """The question in a teacher sample (text after the teacher prompt, cut at '=')."""
+        question = text.split("=", 1)[0]
+        self.parse_question(question)
+        return question
+
+    # ---- grading ------------------------------------------------------------------
+    @staticmethod
+    def grade(completion: str, reference: str) -> float:
+        """Exact match of the whole trace: 1.0 or 0.0 (surrounding whitespace ignored)."""
+        return exact_match(completion, reference)
+
+    def grade_batch(self, completions: list[str], references: list[str]) -> list[float]:
+        return exact_match_scores(completions, references)
+
+    # ---- problem sources ----------------------------------------------------------
+    def random_chain(
+        self, rng: random.Random, length: int, skills: Sequence[str] = SKILLS
+    ) -> Chain:
+        steps = []
+        for _ in range(length):
+            op = rng.choice(tuple(skills))
+            steps.append((op, rng.choice(ARGUMENTS[op])))
+        return Chain(rng.randrange(10), tuple(steps))
+
+    def problems(
+        self,
+        n: int,
+        lengths: Sequence[int],
+        seed: int,
+        skills: Sequence[str] = SKILLS,
+    ) -> list[Problem]:
+        """n random problems, lengths drawn uniformly from ``lengths``; correct answers."""
+        rng = random.Random(seed)
+        out = []
+        for _ in range(n):
+            chain = self.random_chain(rng, rng.choice(tuple(lengths)), skills)
+            out.append(
+                Problem(
+                    question=self.format_question(chain),
+                    answer=self.answer(chain),
+                    metadata={"length": chain.length, "skills": "".join(o for o, _ in chain.steps)},
+                )
+            )
+        return out
+
+    def noisy_trace(self, rng: random.Random, chain: Chain) -> str:
+        """The pretraining writer: each step right with its skill's probability."""
+        states, state = [], chain.start
+        for op, arg in chain.steps:
+            right = apply_op(state, op, arg)
+            if rng.random() < self.writer_accuracy[op]:
+                state = right
+            else:
+                state = rng.choice([d for d in range(10) if d != right])
+            states.append(state)
+        return ",".join(str(s) for s in states)
+
+    def pretraining_line(self, rng: random.Random) -> str:
+        """One corpus line: a uniform-length chain and a noisy trace (no end token)."""
+        chain = self.random_chain(rng, rng.randint(1, self.max_len))
+        question = self.format_question(chain)
+        return f"{self.student_prompt(question)}{self.noisy_trace(rng, chain)}"

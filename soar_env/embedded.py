@@ -1,0 +1,53 @@
+"""The embedded CPU default: the shipped tiny chain model and its reference datasets.
+
+Everything here works offline: the weights (a ~2 MB safetensors file) ship inside the
+package. The datasets below are the fixed points of the stepping-stone benchmark and the
+tests: a good stepping-stone set, a deliberately narrow set, and hard-set candidates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from soar_env.domains.chain import ChainDomain
+from soar_env.problems import Problem
+
+TINY_CHAIN_PATH = Path(__file__).parent / "assets" / "tiny-chain"
+"""Folder of the shipped tiny model (config.json, model.safetensors, tokenizer files)."""
+
+HARD_LENGTHS = range(18, 21)
+"""Chain lengths of hard-set candidates: inside the pretrained lengths, base pass@1 ~1e-6."""
+GOOD_LENGTHS = range(4, 7)
+"""Medium chains, all skills: the best stepping stones measured (embedded-domain.md)."""
+NARROW_SKILLS = ("+",)
+"""The narrow set drills one skill only: it sharpens ``+`` and leaves ``-`` and ``*``."""
+
+
+def tiny_domain() -> ChainDomain:
+    """The domain the shipped model was pretrained on."""
+    return ChainDomain()
+
+
+def load_tiny_student(path: str | Path | None = None, device: str | None = None):
+    """Load the shipped tiny chain model as an ``HFStudent`` (CPU by default)."""
+    from soar_env.student.hf import HFStudent
+
+    path = Path(path) if path is not None else TINY_CHAIN_PATH
+    if not (path / "model.safetensors").exists():
+        raise FileNotFoundError(
+            f"Tiny model weights not found at {path}. Reinstall soar-env, or rebuild them with "
+            f"`python -m soar_env.domains.chain_pretrain --out {path}`."
+        )
+    return HFStudent.from_pretrained(path, device=device or "cpu")
+
+
+def good_stones(n: int, seed: int) -> list[Problem]:
+    return tiny_domain().problems(n, GOOD_LENGTHS, seed=seed)
+
+
+def narrow_stones(n: int, seed: int) -> list[Problem]:
+    return tiny_domain().problems(n, GOOD_LENGTHS, seed=seed, skills=NARROW_SKILLS)
+
+
+def hard_candidates(n: int, seed: int) -> list[Problem]:
+    return tiny_domain().problems(n, HARD_LENGTHS, seed=seed)

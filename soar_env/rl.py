@@ -1,0 +1,192 @@
+"""RLOO: REINFORCE with a leave-one-out baseline, KL to a reference, AdamW.
+
+One implementation serves both levels of SOAR:
+- the student's inner loop (``RLOOTrainer``): a group is the samples of one question;
+- the teacher's update (agents): a group is the g datasets of one round, and every
+  sample of dataset k carries the advantage ``R_k - mean(R_others)``.
+
+Both use ``rloo_advantages`` and ``policy_gradient_loss``.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from soar_env.problems import Problem
+from soar_env.student.hf import HFStudent
+
+RewardFn = Callable[[list[str], list[str]], list[float]]
+"""``reward_fn(completions, answers) -> one score per completion`` (TRL's shape)."""
+
+
+@dataclass
+class RLOOConfig:
+    """Hyperparameters of one RLOO training run (defaults: the paper's student)."""
+
+    questions_per_step: int = 8
+    """Questions per batch (paper: 8)."""
+    samples_per_question: int = 32
+    """Completions per question; the leave-one-out group (paper: 32)."""
+    learning_rate: float = 1e-5
+    """AdamW learning rate (paper: 1e-5)."""
+    kl_coef: float = 0.001
+    """Weight of the per-token KL estimate to the reference (paper: 0.001); 0 disables it."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    temperature: float = 1.0
+    """Sampling temperature (paper: 1.0)."""
+    max_new_tokens: int = 1024
+    """Completion budget per sample (paper: 1024)."""
+
+    def __post_init__(self) -> None:
+        if self.samples_per_question < 2:
+            raise ValueError(
+                "samples_per_question expects >= 2 (the leave-one-out baseline needs a "
+                f"group), actual {self.samples_per_question}"
+            )
+        if self.questions_per_step < 1:
+            raise ValueError(f"questions_per_step expects >= 1, actual {self.questions_per_step}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"learning_rate expects > 0, actual {self.learning_rate}")
+        if self.kl_coef < 0:
+            raise ValueError(f"kl_coef expects >= 0, actual {self.kl_coef}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature expects > 0 for RL sampling, actual {self.temperature}")
+
+
+def rloo_advantages(rewards: Tensor) -> Tensor:
+    """Leave-one-out advantages of rewards grouped as [groups, samples].
+
+    ``A_i = r_i - mean_{j != i} r_j``; a group whose rewards are all equal gets zeros.
+    """
+    if rewards.dim() != 2 or rewards.shape[1] < 2:
+        raise ValueError(f"Expects rewards of shape [groups, >=2 samples], actual {tuple(rewards.shape)}")
+    n = rewards.shape[1]
+    others_mean = (rewards.sum(dim=1, keepdim=True) - rewards) / (n - 1)
+    return rewards - others_mean
+
+
+def policy_gradient_loss(
+    logprobs: Tensor,
+    mask: Tensor,
+    advantages: Tensor,
+    ref_logprobs: Tensor | None = None,
+    kl_coef: float = 0.0,
+) -> tuple[Tensor, dict[str, float]]:
+    """REINFORCE loss on whole sequences, plus a KL penalty.
+
+    Args:
+        logprobs: [B, T] token log-probs under the policy (with gradients).
+        mask: [B, T] 1 for completion tokens.
+        advantages: [B] one advantage per sequence.
+        ref_logprobs: [B, T] token log-probs under the reference (no gradients).
+        kl_coef: weight of the KL term (the k3 estimator, per token, summed per sequence).
+
+    The policy-gradient term is ``-A * log p(sequence)`` averaged over sequences: with a
+    whole-sequence reward this is the unbiased estimator (no per-token length bias).
+    """
+    seq_logp = (logprobs * mask).sum(-1)
+    pg = -(advantages.detach() * seq_logp).mean()
+    stats = {"pg_loss": pg.item()}
+    loss = pg
+    if ref_logprobs is not None and kl_coef > 0:
+        delta = (ref_logprobs.detach() - logprobs) * mask
+        kl = ((torch.exp(delta) - delta - 1) * mask).sum(-1).mean()
+        loss = loss + kl_coef * kl
+        stats["kl"] = kl.item()
+    return loss, stats
+
+
+class RLOOTrainer:
+    """Trains a policy with RLOO on a fixed problem set (the SOAR inner loop).
+
+    Args:
+        policy: the student being trained (its weights change in place).
+        reward_fn: scores completions against answers.
+        prompt_fn: turns a question into the student prompt.
+        config: hyperparameters.
+        reference: frozen model for the KL term; required when ``config.kl_coef > 0``.
+        seed: seeds question order and sampling.
+    """
+
+    def __init__(self, policy: HFStudent, reward_fn: RewardFn, prompt_fn: Callable[[str], str],
+                 config: RLOOConfig, reference: HFStudent | None = None, seed: int = 0):
+        if config.kl_coef > 0 and reference is None:
+            raise ValueError("kl_coef > 0 expects a reference model; pass reference= or set kl_coef=0")
+        self.policy, self.reward_fn, self.prompt_fn = policy, reward_fn, prompt_fn
+        self.config, self.reference = config, reference
+        self.rng = random.Random(seed)
+        self.generator = torch.Generator(device=policy.device.type).manual_seed(seed)
+        # A fresh optimizer per trainer: every inner run starts from the baseline's weights
+        # with no optimizer state, as the paper's independent runs do.
+        self.optimizer = torch.optim.AdamW(
+            policy.model.parameters(), lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+        )
+        self._order: list[int] = []
+
+    def _next_batch(self, problems: Sequence[Problem]) -> list[Problem]:
+        batch = []
+        while len(batch) < min(self.config.questions_per_step, len(problems)):
+            if not self._order:
+                self._order = list(range(len(problems)))
+                self.rng.shuffle(self._order)
+            batch.append(problems[self._order.pop()])
+        return batch
+
+    def step(self, problems: Sequence[Problem]) -> dict[str, float]:
+        """One RLOO update on the next batch of questions; returns its statistics."""
+        cfg = self.config
+        start = time.perf_counter()
+        batch = self._next_batch(problems)
+        rollout = self.policy.sample(
+            [self.prompt_fn(p.question) for p in batch], cfg.samples_per_question,
+            cfg.max_new_tokens, cfg.temperature, self.generator,
+        )
+        answers = [p.answer for p in batch for _ in range(cfg.samples_per_question)]
+        rewards = torch.tensor(self.reward_fn(rollout.texts, answers), dtype=torch.float32)
+        grouped = rewards.view(len(batch), cfg.samples_per_question)
+        advantages = rloo_advantages(grouped)
+        # Groups whose samples all scored the same carry no signal: skip their compute.
+        live = (grouped.max(1).values > grouped.min(1).values).repeat_interleave(cfg.samples_per_question)
+        stats = {
+            "reward": float(rewards.mean()),
+            "live_groups": int(live.sum()) // cfg.samples_per_question,
+            "sampled_tokens": rollout.num_tokens,
+            "updated": 0.0,
+        }
+        if live.any():
+            idx = live.nonzero().squeeze(-1).to(self.policy.device)
+            args = (rollout.prompt_ids[idx], rollout.prompt_mask[idx],
+                    rollout.completion_ids[idx], rollout.completion_mask[idx])
+            self.policy.model.train()
+            logprobs = self.policy.token_logprobs(*args, temperature=cfg.temperature)
+            ref = None
+            if cfg.kl_coef > 0:
+                with torch.no_grad():
+                    ref = self.reference.token_logprobs(*args, temperature=cfg.temperature)
+            loss, loss_stats = policy_gradient_loss(
+                logprobs, args[3], advantages.flatten().to(logprobs.device)[idx], ref, cfg.kl_coef
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.policy.model.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+            self.policy.model.eval()
+            stats.update(loss_stats, updated=1.0)
+        stats["seconds"] = time.perf_counter() - start
+        return stats
+
+    def train(self, problems: Sequence[Problem], steps: int) -> list[dict[str, float]]:
+        """``steps`` updates on ``problems``; returns the per-step statistics."""
+        if not problems:
+            raise ValueError("Expects at least one problem to train on, actual none")
+        return [self.step(problems) for _ in range(steps)]

@@ -1,0 +1,220 @@
+"""The stepping-stone experiment: does the embedded domain show SOAR's phenomenon?
+
+Two regimes, each over several seeds, all measured as the exact expected pass@1 on a
+fail@k hard set (no sampling noise):
+
+- **long RL**: ``long_steps`` RLOO steps from the base student on (a) the hard training
+  problems themselves, (b) a good stepping-stone set (medium chains, all skills), (c) a
+  narrow set (one skill). Expected: hard gives no signal, good stones lift the held-out
+  hard set by >= 5 points, narrow clearly less.
+- **SOAR inner loop**: 10 RLOO steps from the base student on a 64-problem dataset, the
+  improvement on a 64-problem reward subset of the hard training problems: this is the
+  grounded reward a teacher would see. Expected order: good > narrow > hard, above noise.
+
+Used by ``benchmarks/stepping_stones.py`` and by ``soar-env stones`` (the main job until
+the environment and teacher land).
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from soar_env import embedded
+from soar_env.hardset import HardSet, build_hard_set
+from soar_env.problems import Problem
+from soar_env.rl import RLOOConfig, RLOOTrainer
+
+
+@dataclass
+class SteppingStoneConfig:
+    """Budget and settings of the experiment (defaults: the acceptance run)."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)
+    hard_candidates: int = 256
+    """Candidates (chains of length 18-20) filtered by fail@k."""
+    k: int = 128
+    long_steps: int = 120
+    """RLOO steps per seed in the long regime."""
+    dataset_size: int = 256
+    """Problems in each long-regime stepping-stone set."""
+    inner_steps: int = 10
+    inner_dataset_size: int = 64
+    reward_subset: int = 64
+    inner_repeats: int = 4
+    """Inner-loop runs per seed and condition (each: fresh dataset, sampling and subset)."""
+    rl: RLOOConfig = field(default_factory=lambda: RLOOConfig(
+        questions_per_step=64, samples_per_question=8, learning_rate=1e-4, kl_coef=0.0,
+        max_new_tokens=44,
+    ))
+    model_path: str | None = None
+
+
+def _problem_sets(kind: str, hard: HardSet, n: int, seed: int) -> list[Problem]:
+    if kind == "hard":
+        return list(hard.train)
+    if kind == "good":
+        return embedded.good_stones(n, seed=10_000 + seed)
+    if kind == "narrow":
+        return embedded.narrow_stones(n, seed=20_000 + seed)
+    raise ValueError(f"Expects a condition in ('hard', 'good', 'narrow'), actual {kind!r}")
+
+
+def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = None) -> dict:
+    """Run both regimes; returns a JSON-able summary (pass@1 in absolute units)."""
+    from tqdm.auto import tqdm
+
+    runs = 3 * len(config.seeds) * (1 + config.inner_repeats)
+    bar = tqdm(total=runs, desc="stepping stones (RL runs)")
+    progress = progress or tqdm.write
+    domain = embedded.tiny_domain()
+    student = embedded.load_tiny_student(config.model_path)
+    base = student.snapshot()
+    prompt = domain.student_prompt
+    started = time.time()
+    hard = build_hard_set(student, domain, embedded.hard_candidates(config.hard_candidates, seed=0),
+                          k=config.k, seed=0, max_new_tokens=domain.max_answer_tokens, progress=True)
+    progress(f"hard set: {len(hard.train)} train / {len(hard.test)} test of "
+             f"{config.hard_candidates} candidates ({hard.meta['solved_at_least_once']} solved "
+             f"at least once in {config.k})")
+
+    def exact(problems: list[Problem]) -> float:
+        values = student.exact_pass_at_1([prompt(p.question) for p in problems],
+                                         [p.answer for p in problems])
+        return float(values.mean())
+
+    base_test = exact(hard.test)
+    summary: dict = {"config": asdict(config), "hard_set": hard.meta, "base_test_pass1": base_test,
+                     "long": {}, "inner": {}}
+
+    for kind in ("hard", "good", "narrow"):
+        finals, seconds = [], []
+        for seed in config.seeds:
+            student.restore(base)
+            t0 = time.time()
+            trainer = RLOOTrainer(student, domain.grade_batch, prompt, config.rl, seed=seed)
+            stats = trainer.train(_problem_sets(kind, hard, config.dataset_size, seed),
+                                  config.long_steps)
+            seconds.append(time.time() - t0)
+            finals.append(exact(hard.test))
+            bar.update()
+            progress(f"long RL on {kind:6s} seed {seed}: test pass@1 {finals[-1]:.4f} "
+                     f"(train reward {statistics.mean(s['reward'] for s in stats[-10:]):.3f}, "
+                     f"{seconds[-1]:.0f} s)")
+        summary["long"][kind] = {
+            "test_pass1": finals, "gain_points": [100 * (f - base_test) for f in finals],
+            "seconds": seconds,
+        }
+
+    for kind in ("hard", "good", "narrow"):
+        gains = []
+        for seed in config.seeds:
+            for rep in range(config.inner_repeats):
+                rng = random.Random(1000 * seed + rep)
+                subset = rng.sample(hard.train, min(config.reward_subset, len(hard.train)))
+                student.restore(base)
+                before = exact(subset)
+                data_seed = 100 * seed + rep
+                dataset = _problem_sets(kind, hard, config.inner_dataset_size, data_seed)
+                if kind == "hard":
+                    dataset = rng.sample(dataset, min(config.inner_dataset_size, len(dataset)))
+                trainer = RLOOTrainer(student, domain.grade_batch, prompt, config.rl, seed=data_seed)
+                trainer.train(dataset, config.inner_steps)
+                gains.append(exact(subset) - before)
+                bar.update()
+        summary["inner"][kind] = {
+            "gains": gains, "mean": statistics.mean(gains),
+            "sd": statistics.stdev(gains) if len(gains) > 1 else 0.0,
+        }
+        progress(f"inner loop on {kind:6s}: reward {summary['inner'][kind]['mean']:.3e} "
+                 f"+- {summary['inner'][kind]['sd']:.1e} over {len(gains)} runs")
+    bar.close()
+    student.restore(base)
+    summary["seconds"] = time.time() - started
+    summary["acceptance"] = acceptance(summary)
+    return summary
+
+
+def acceptance(summary: dict) -> dict:
+    """The issue's criteria, each as a boolean, from a summary."""
+    long = {k: statistics.mean(v["gain_points"]) for k, v in summary["long"].items()}
+    inner = summary["inner"]
+
+    def separated(a: str, b: str) -> bool:
+        # Difference of means larger than twice its standard error.
+        n_a, n_b = len(inner[a]["gains"]), len(inner[b]["gains"])
+        se = (inner[a]["sd"] ** 2 / n_a + inner[b]["sd"] ** 2 / n_b) ** 0.5
+        return inner[a]["mean"] - inner[b]["mean"] > 2 * se
+
+    return {
+        "hard_set_zero_successes": summary["hard_set"]["hard"] > 0,
+        "hard_rl_below_1_point": long["hard"] < 1.0,
+        "good_rl_at_least_5_points": long["good"] >= 5.0,
+        "narrow_clearly_below_good": long["narrow"] < 0.75 * long["good"],
+        "inner_good_gt_narrow": separated("good", "narrow"),
+        "inner_narrow_gt_hard": separated("narrow", "hard"),
+    }
+
+
+def table_rows(summary: dict) -> list[tuple[str, ...]]:
+    """Rows of the report: condition, long-RL gain (points), inner-loop reward."""
+    rows = []
+    for kind in ("hard", "good", "narrow"):
+        gains = summary["long"][kind]["gain_points"]
+        inner = summary["inner"][kind]
+        rows.append((
+            kind,
+            f"{statistics.mean(gains):+.2f} (" + ", ".join(f"{g:+.2f}" for g in gains) + ")",
+            f"{inner['mean']:+.2e} +- {inner['sd']:.1e}",
+            f"{statistics.mean(summary['long'][kind]['seconds']):.0f}",
+        ))
+    return rows
+
+
+def print_report(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=(
+        f"Stepping stones on the embedded domain: base held-out hard pass@1 "
+        f"{summary['base_test_pass1']:.2e}, {len(summary['config']['seeds'])} seeds"
+    ))
+    for col in ("RL on", f"long RL: hard-test gain, points ({summary['config']['long_steps']} steps)",
+                f"inner loop reward ({summary['config']['inner_steps']} steps), mean +- sd",
+                "s / long run"):
+        table.add_column(col)
+    for row in table_rows(summary):
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    for name, ok in summary["acceptance"].items():
+        console.print(f"  {'PASS' if ok else 'FAIL'}  {name}")
+
+
+def plot(summary: dict, path) -> None:
+    """Two panels: long-RL gains per seed, inner-loop rewards per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kinds = ("hard", "good", "narrow")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for i, kind in enumerate(kinds):
+        gains = summary["long"][kind]["gain_points"]
+        axes[0].scatter([i] * len(gains), gains, color="C0")
+        axes[0].bar(i, statistics.mean(gains), color="C0", alpha=0.3)
+        inner = summary["inner"][kind]["gains"]
+        axes[1].scatter([i] * len(inner), inner, color="C1", s=12)
+        axes[1].bar(i, statistics.mean(inner), color="C1", alpha=0.3)
+    for ax, title in zip(axes, ("long RL: held-out hard pass@1 gain (points)",
+                                "inner loop: grounded reward (exact pass@1 gain)")):
+        ax.set_xticks(range(3), kinds)
+        ax.set_title(title, fontsize=10)
+        ax.axhline(0, color="gray", lw=0.5)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

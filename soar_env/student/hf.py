@@ -1,0 +1,233 @@
+"""Student backend on transformers: sampling, greedy decoding, log-probs, snapshots.
+
+Sampling is a small KV-cached loop of our own rather than ``model.generate``: for the tiny
+models of the CPU default, ``generate``'s per-token machinery costs more than the model,
+and our loop draws from a ``torch.Generator`` so runs are reproducible without touching
+the global RNG. Prompts are left-padded; position ids follow the attention mask, so any
+decoder-only HF model works (Llama, Qwen, GPT-2 style).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Rollout:
+    """Sampled completions, one row per sample, prompts repeated ``samples`` times.
+
+    Shapes: ``prompt_ids``/``prompt_mask`` [B, P] (left-padded), ``completion_ids``/
+    ``completion_mask`` [B, C] (right-padded; the mask covers the end token when emitted).
+    """
+
+    prompt_ids: Tensor
+    prompt_mask: Tensor
+    completion_ids: Tensor
+    completion_mask: Tensor
+    texts: list[str]
+    samples: int
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.completion_mask.sum())
+
+
+def _cache_of(output):
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+class HFStudent:
+    """A causal LM and its tokenizer, with what the RL inner loop needs.
+
+    Args:
+        model: a ``transformers`` causal LM.
+        tokenizer: its tokenizer; needs an end token and a pad token (the end token is
+            used as pad when there is none).
+    """
+
+    def __init__(self, model, tokenizer):
+        self.model = model
+        self.tokenizer = tokenizer
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.eos_id = tokenizer.eos_token_id
+        self.pad_id = tokenizer.pad_token_id
+        if self.eos_id is None:
+            raise ValueError("Expects a tokenizer with an eos_token, actual none")
+        # transformers 5 renamed `past_key_values` to `cache`; accept either release line.
+        params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | None = None,
+                        dtype: torch.dtype | None = None) -> HFStudent:
+        """Load from a local folder (or a cached hub id). fp32 on CPU, bf16 on CUDA."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(path)
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(
+                f"No model at {path}: expects a folder with config.json and weights "
+                "(save one with model.save_pretrained(folder))."
+            )
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model.eval()
+        return cls(model, tokenizer)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ---- encoding -----------------------------------------------------------------
+    def encode_prompts(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True,
+                             padding_side="left", add_special_tokens=False)
+        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
+
+    def encode_completions(self, completions: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """Right-padded completion ids with the end token appended to each."""
+        rows = [self.tokenizer(c, add_special_tokens=False)["input_ids"] + [self.eos_id]
+                for c in completions]
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+            mask[i, : len(r)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def decode(self, completion_ids: Tensor, completion_mask: Tensor) -> list[str]:
+        texts = []
+        for ids, mask in zip(completion_ids.tolist(), completion_mask.tolist()):
+            kept = [t for t, m in zip(ids, mask) if m and t != self.eos_id]
+            texts.append(self.tokenizer.decode(kept, skip_special_tokens=True))
+        return texts
+
+    # ---- generation ---------------------------------------------------------------
+    @torch.no_grad()
+    def sample(
+        self,
+        prompts: Sequence[str],
+        samples: int = 1,
+        max_new_tokens: int = 64,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Rollout:
+        """``samples`` completions per prompt; ``temperature=0`` decodes greedily."""
+        if temperature < 0:
+            raise ValueError(f"temperature expects >= 0, actual {temperature}")
+        prompt_ids, prompt_mask = self.encode_prompts(prompts)
+        prompt_ids = prompt_ids.repeat_interleave(samples, 0)
+        prompt_mask = prompt_mask.repeat_interleave(samples, 0)
+        batch = prompt_ids.shape[0]
+        was_training = self.model.training
+        self.model.eval()
+        position_ids = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=prompt_ids, attention_mask=prompt_mask,
+                         position_ids=position_ids, use_cache=True)
+        cache, logits = _cache_of(out), out.logits[:, -1, :]
+        mask, last_pos = prompt_mask, position_ids[:, -1:]
+        finished = torch.zeros(batch, dtype=torch.bool, device=self.device)
+        tokens, keep = [], []
+        for _ in range(max_new_tokens):
+            if temperature == 0:
+                token = logits.argmax(-1)
+            else:
+                probs = torch.softmax(logits.float() / temperature, dim=-1)
+                token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            token = torch.where(finished, torch.full_like(token, self.pad_id), token)
+            keep.append(~finished)
+            tokens.append(token)
+            finished = finished | (token == self.eos_id)
+            if bool(finished.all()):
+                break
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+            last_pos = last_pos + 1
+            out = self.model(input_ids=token[:, None], attention_mask=mask,
+                             position_ids=last_pos, use_cache=True, **{self._cache_arg: cache})
+            cache, logits = _cache_of(out), out.logits[:, -1, :]
+        self.model.train(was_training)
+        completion_ids = torch.stack(tokens, dim=1)
+        completion_mask = torch.stack(keep, dim=1).long()
+        texts = self.decode(completion_ids, completion_mask)
+        return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, texts, samples)
+
+    def greedy(self, prompts: Sequence[str], max_new_tokens: int = 64) -> list[str]:
+        return self.sample(prompts, 1, max_new_tokens, temperature=0.0).texts
+
+    # ---- scoring ------------------------------------------------------------------
+    def token_logprobs(self, prompt_ids: Tensor, prompt_mask: Tensor,
+                       completion_ids: Tensor, completion_mask: Tensor,
+                       temperature: float = 1.0) -> Tensor:
+        """Log-prob of each completion token under the model, [B, C] (0 where masked).
+
+        Runs with gradients when the caller has them enabled (the RL update).
+        """
+        ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        mask = torch.cat([prompt_mask, completion_mask], dim=1)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits
+        width = completion_ids.shape[1]
+        logits = logits[:, -width - 1 : -1, :].float()
+        if temperature not in (0, 1):
+            logits = logits / temperature
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, completion_ids[..., None]).squeeze(-1)
+        return logp * completion_mask
+
+    @torch.no_grad()
+    def answer_logprobs(self, prompts: Sequence[str], answers: Sequence[str],
+                        batch_size: int = 256) -> Tensor:
+        """log p(answer followed by the end token | prompt) at temperature 1, one per prompt.
+
+        ``exp`` of it is the exact expected pass@1 of a problem graded by exact match.
+        """
+        if len(prompts) != len(answers):
+            raise ValueError(f"Expects one answer per prompt, actual {len(answers)} for {len(prompts)}")
+        was_training = self.model.training
+        self.model.eval()
+        out = []
+        for i in range(0, len(prompts), batch_size):
+            p_ids, p_mask = self.encode_prompts(prompts[i : i + batch_size])
+            c_ids, c_mask = self.encode_completions(answers[i : i + batch_size])
+            out.append(self.token_logprobs(p_ids, p_mask, c_ids, c_mask).sum(-1))
+        self.model.train(was_training)
+        return torch.cat(out) if out else torch.zeros(0)
+
+    def exact_pass_at_1(self, prompts: Sequence[str], answers: Sequence[str]) -> Tensor:
+        """Expected pass@1 of each problem under exact-match grading, without sampling."""
+        return self.answer_logprobs(prompts, answers).exp()
+
+    # ---- weights ------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Tensor]:
+        """A detached copy of the weights (one copy of the tensors, not of the model)."""
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    @torch.no_grad()
+    def restore(self, snapshot: dict[str, Tensor]) -> None:
+        """Copy a snapshot back into the live weights in place (cheap: no allocation)."""
+        state = self.model.state_dict()
+        missing = set(state) - set(snapshot)
+        if missing:
+            raise ValueError(f"Snapshot does not match this model: missing {sorted(missing)[:3]}")
+        for k, v in state.items():
+            v.copy_(snapshot[k])
+
+    def weights_hash(self) -> str:
+        """A content hash of the weights, used to key caches (hard sets)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for k, v in sorted(self.model.state_dict().items()):
+            digest.update(k.encode())
+            digest.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
