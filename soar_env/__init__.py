@@ -1,6 +1,18 @@
 """soar-env: SOAR ("Teaching Models to Teach Themselves", arXiv 2601.18778) as a Gymnasium env.
 
-``import soar_env`` stays light: torch and transformers load only when a student is built.
+``import soar_env`` registers the environment ids and stays light: torch and
+transformers load only when an environment or a student is built.
+
+    >>> import gymnasium as gym
+    >>> import soar_env
+    >>> "SOAR-Tiny-v0" in gym.registry
+    True
 """
 
+from gymnasium.envs.registration import register
+
 __version__ = "0.1.0"
+
+# One flat list with string entry points, as in gymnasium/envs/__init__.py: imports stay lazy.
+register(id="SOAR-Tiny-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny"})
+register(id="SOAR-MATH-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "paper"})

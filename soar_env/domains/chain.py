@@ -161,6 +161,25 @@ class ChainDomain:
         self.parse_question(question)
         return question
 
+    def validate(self, question: str, answer: str) -> str | None:
+        """Why a teacher-written problem cannot be used (None when it can).
+
+        The answer must be a trace with one digit per operation; it may be wrong (the
+        student is then trained toward the teacher's answer, as in the paper).
+        """
+        try:
+            chain = self.parse_question(question)
+        except ValueError as err:
+            return f"question: {err}"
+        states = answer.strip().split(",")
+        if len(states) != chain.length or not all(len(s) == 1 and s.isdigit() for s in states):
+            return f"answer: expects {chain.length} comma-separated digits, actual {answer[:50]!r}"
+        return None
+
+    def is_correct(self, question: str, answer: str) -> bool:
+        """Whether a valid problem's answer is the true trace."""
+        return self.solve(question) == answer.strip()
+
     # ---- grading ------------------------------------------------------------------
     @staticmethod
     def grade(completion: str, reference: str) -> float:

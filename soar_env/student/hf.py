@@ -123,42 +123,60 @@ class HFStudent:
         temperature: float = 1.0,
         generator: torch.Generator | None = None,
     ) -> Rollout:
-        """``samples`` completions per prompt; ``temperature=0`` decodes greedily."""
+        """``samples`` completions per prompt; ``temperature=0`` decodes greedily.
+
+        The prompt is encoded once and its KV cache repeated for the samples; a sequence
+        leaves the batch when it emits the end token, so each decoding step only pays for
+        the sequences still running.
+        """
         if temperature < 0:
             raise ValueError(f"temperature expects >= 0, actual {temperature}")
-        prompt_ids, prompt_mask = self.encode_prompts(prompts)
-        prompt_ids = prompt_ids.repeat_interleave(samples, 0)
-        prompt_mask = prompt_mask.repeat_interleave(samples, 0)
+        unique_ids, unique_mask = self.encode_prompts(prompts)
+        prompt_ids = unique_ids.repeat_interleave(samples, 0)
+        prompt_mask = unique_mask.repeat_interleave(samples, 0)
         batch = prompt_ids.shape[0]
         was_training = self.model.training
         self.model.eval()
-        position_ids = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.model(input_ids=prompt_ids, attention_mask=prompt_mask,
+        position_ids = (unique_mask.cumsum(-1) - 1).clamp(min=0)
+        # Without padding the mask is all ones: passing None lets attention skip it.
+        padded = not bool(unique_mask.all())
+        out = self.model(input_ids=unique_ids, attention_mask=unique_mask if padded else None,
                          position_ids=position_ids, use_cache=True)
-        cache, logits = _cache_of(out), out.logits[:, -1, :]
-        mask, last_pos = prompt_mask, position_ids[:, -1:]
-        finished = torch.zeros(batch, dtype=torch.bool, device=self.device)
-        tokens, keep = [], []
-        for _ in range(max_new_tokens):
+        cache = _cache_of(out)
+        if samples > 1:
+            cache.batch_repeat_interleave(samples)
+        logits = out.logits[:, -1, :].repeat_interleave(samples, 0)
+        mask = prompt_mask
+        last_pos = position_ids[:, -1:].repeat_interleave(samples, 0)
+        running = torch.arange(batch, device=self.device)  # batch rows still decoding
+        completion_ids = torch.full((batch, max_new_tokens), self.pad_id, dtype=torch.long,
+                                    device=self.device)
+        completion_mask = torch.zeros_like(completion_ids)
+        width = 0
+        for step in range(max_new_tokens):
             if temperature == 0:
                 token = logits.argmax(-1)
             else:
                 probs = torch.softmax(logits.float() / temperature, dim=-1)
                 token = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-            token = torch.where(finished, torch.full_like(token, self.pad_id), token)
-            keep.append(~finished)
-            tokens.append(token)
-            finished = finished | (token == self.eos_id)
-            if bool(finished.all()):
+            completion_ids[running, step] = token
+            completion_mask[running, step] = 1
+            width = step + 1
+            alive = token != self.eos_id
+            if not bool(alive.any()) or step + 1 == max_new_tokens:
                 break
+            if not bool(alive.all()):
+                keep = alive.nonzero().squeeze(-1)
+                cache.batch_select_indices(keep)
+                running, token, mask, last_pos = running[keep], token[keep], mask[keep], last_pos[keep]
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             last_pos = last_pos + 1
-            out = self.model(input_ids=token[:, None], attention_mask=mask,
+            out = self.model(input_ids=token[:, None], attention_mask=mask if padded else None,
                              position_ids=last_pos, use_cache=True, **{self._cache_arg: cache})
             cache, logits = _cache_of(out), out.logits[:, -1, :]
         self.model.train(was_training)
-        completion_ids = torch.stack(tokens, dim=1)
-        completion_mask = torch.stack(keep, dim=1).long()
+        completion_ids = completion_ids[:, :width]
+        completion_mask = completion_mask[:, :width]
         texts = self.decode(completion_ids, completion_mask)
         return Rollout(prompt_ids, prompt_mask, completion_ids, completion_mask, texts, samples)
 
@@ -176,7 +194,10 @@ class HFStudent:
         ids = torch.cat([prompt_ids, completion_ids], dim=1)
         mask = torch.cat([prompt_mask, completion_mask], dim=1)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids).logits
+        # Right padding after the completion cannot affect earlier tokens under a causal
+        # mask, so only left padding in the prompt needs the attention mask.
+        attention = mask if not bool(prompt_mask.all()) else None
+        logits = self.model(input_ids=ids, attention_mask=attention, position_ids=position_ids).logits
         width = completion_ids.shape[1]
         logits = logits[:, -width - 1 : -1, :].float()
         if temperature not in (0, 1):

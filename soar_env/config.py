@@ -1,0 +1,132 @@
+"""Environment configuration: one dataclass, two presets (``tiny`` and ``paper``).
+
+Every field has a default and a docstring; ``__post_init__`` says what to change when a
+value is out of range. ``paper()`` holds the paper's hyperparameters (soar-paper.md,
+Llama-3.2-3B-Instruct on MATH); ``tiny()`` is the embedded CPU default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from soar_env.rewards import REWARD_MODES
+from soar_env.rl import RLOOConfig
+
+ACCURACY_MEASURES = ("exact", "greedy", "sampled")
+
+
+@dataclass
+class SoarConfig:
+    """What one SOAR environment does per step and per episode."""
+
+    student: str | None = None
+    """Student model folder (or cached hub id); None = the embedded tiny model."""
+    domain: str = "chain"
+    """Problem domain: 'chain' (embedded) or 'math' (the MATH issue)."""
+    dataset_size: int = 64
+    """n: problems in one action (paper: 64)."""
+    inner_runs: int = 1
+    """r: independent student trainings per dataset (paper: 4)."""
+    inner_steps: int = 10
+    """K: RLOO steps per inner run (paper: 10)."""
+    promotion_extra_steps: int = 5
+    """Inner steps added after each promotion (paper: +5)."""
+    max_inner_steps: int = 20
+    """Cap on inner steps after promotions (paper: 10-20)."""
+    reward_questions: int = 64
+    """M: reward questions Q_R drawn from D_train once per round (paper: 64)."""
+    group_size: int = 4
+    """g: datasets (steps) per round, the paper's outer step (paper: 4)."""
+    rounds: int = 200
+    """T: rounds per episode; the episode is truncated after the last (paper: 200)."""
+    tau: float = 0.01
+    """Promotion threshold on the moving average of round mean rewards (paper: 0.01)."""
+    ma_window: int = 3
+    """Rounds in the moving average (paper: 3)."""
+    ma_reset_after_promotion: bool = True
+    """Restart the moving average after a promotion (the paper is silent)."""
+    kl_reference: str = "baseline"
+    """Inner-loop KL reference: 'baseline' (current baseline student) or 'base' (the
+    initial student). The paper is silent; the baseline is the policy each run starts from."""
+    accuracy: str = "greedy"
+    """Acc measure on Q_R: 'greedy' (the paper's), 'sampled' (mean pass rate of
+    ``accuracy_samples`` samples) or 'exact' (exp log p(correct answer), exact-match domains)."""
+    accuracy_samples: int = 8
+    """Samples per question for the 'sampled' measure."""
+    reward_mode: str = "grounded"
+    """'grounded' or an intrinsic mode: learnability, rzero, azr, sqlm, spice."""
+    intrinsic_samples: int = 32
+    """s: student samples per proposed question for intrinsic rewards (paper: 32)."""
+    measure_grounded: bool = False
+    """With an intrinsic mode, also run the inner loop and report the grounded reward in
+    ``info['grounded_reward']`` (costs the inner training)."""
+    floor_reward: float = 0.0
+    """Reward of a dataset with no valid problem (nothing to train on: no improvement)."""
+    hard_candidates: int = 512
+    """Chain domain: candidates filtered into the hard set."""
+    hard_k: int = 128
+    """fail@k filter (paper: 128)."""
+    hard_seed: int = 0
+    """Seed of the hard-set candidates and of the train/test split."""
+    rl: RLOOConfig = field(default_factory=RLOOConfig)
+    """The student's inner-loop RLOO settings."""
+
+    def __post_init__(self) -> None:
+        positive = ("dataset_size", "inner_runs", "inner_steps", "reward_questions",
+                    "group_size", "rounds", "ma_window", "accuracy_samples",
+                    "intrinsic_samples", "hard_candidates", "hard_k")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} expects >= 1, actual {getattr(self, name)}")
+        if self.accuracy not in ACCURACY_MEASURES:
+            raise ValueError(f"accuracy expects one of {ACCURACY_MEASURES}, actual {self.accuracy!r}")
+        if self.reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode expects one of {REWARD_MODES}, actual {self.reward_mode!r}")
+        if self.kl_reference not in ("baseline", "base"):
+            raise ValueError(f"kl_reference expects 'baseline' or 'base', actual {self.kl_reference!r}")
+        if self.max_inner_steps < self.inner_steps:
+            raise ValueError(
+                f"max_inner_steps expects >= inner_steps ({self.inner_steps}), "
+                f"actual {self.max_inner_steps}"
+            )
+        if self.domain not in ("chain", "math"):
+            raise ValueError(f"domain expects 'chain' or 'math', actual {self.domain!r}")
+
+    def replace(self, **changes) -> SoarConfig:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+
+def paper(**overrides) -> SoarConfig:
+    """The paper's setting (Llama-3.2-3B-Instruct on MATH); see soar-paper.md."""
+    config = SoarConfig(
+        student="meta-llama/Llama-3.2-3B-Instruct", domain="math", dataset_size=64,
+        inner_runs=4, inner_steps=10, reward_questions=64, group_size=4, rounds=200,
+        tau=0.01, ma_window=3, accuracy="greedy", intrinsic_samples=32,
+        rl=RLOOConfig(questions_per_step=8, samples_per_question=32, learning_rate=1e-5,
+                      kl_coef=0.001, temperature=1.0, max_new_tokens=1024),
+    )
+    return config.replace(**overrides)
+
+
+def tiny(**overrides) -> SoarConfig:
+    """The embedded CPU default: tiny chain model, exact accuracy measure.
+
+    The exact measure is the default because at 10 inner steps only it separates good
+    datasets from bad ones on CPU (embedded-domain.md); tau is on its scale.
+    """
+    config = SoarConfig(
+        student=None, domain="chain", dataset_size=64, inner_runs=1, inner_steps=10,
+        reward_questions=64, group_size=4, rounds=50, tau=TINY_TAU, ma_window=3,
+        accuracy="exact", intrinsic_samples=8, hard_candidates=256,
+        rl=RLOOConfig(questions_per_step=64, samples_per_question=8, learning_rate=1e-4,
+                      kl_coef=0.0, temperature=1.0, max_new_tokens=40),
+    )
+    return config.replace(**overrides)
+
+
+TINY_TAU = 2e-6
+"""Promotion threshold of the tiny preset, in exact pass@1 on the hard set (base ~1e-6)."""
+
+
+PRESETS = {"tiny": tiny, "paper": paper}

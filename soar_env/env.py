@@ -1,0 +1,372 @@
+"""``SoarEnv``: the student-learning process as a Gymnasium environment."""
+
+from __future__ import annotations
+
+import string
+import time
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from soar_env.config import PRESETS, SoarConfig
+from soar_env.hardset import HardSet, build_hard_set
+from soar_env.problems import Problem, parse_tagged, strip_boxed
+from soar_env.promotion import PromotedBank, PromotionRule
+from soar_env.rewards import INTRINSIC, intrinsic_reward
+from soar_env.rl import RLOOTrainer
+
+CHARSET = frozenset(string.printable) - frozenset("\x0b\x0c")
+"""Printable ASCII with space, tab and newline: LaTeX fits."""
+STATS = ("round_fraction", "round_position", "baseline_accuracy", "last_reward",
+         "moving_average", "promotions", "bank_fraction", "inner_steps_fraction")
+
+
+class SoarEnv(gym.Env):
+    """SOAR: a teacher writes problems, the student trains on them, the reward is what it learned.
+
+    ## Description
+    The environment is the student-learning process of SOAR ("Teaching Models to Teach
+    Themselves: Reasoning at the Edge of Learnability", arXiv 2601.18778). An agent (the
+    teacher) proposes a dataset of ``n`` problems; the environment trains the current
+    baseline student on them with RLOO (``r`` independent runs of ``K`` steps, each from the
+    baseline and reset after) and pays the mean improvement of the student's accuracy on
+    ``M`` reward questions drawn from a hard set: problems the base student solved 0 times
+    in ``k`` tries. ``g`` consecutive steps form a round (the paper's outer step): the
+    reward questions and the baseline's accuracy are drawn and measured once per round, and
+    at the end of each round the promotion rule may replace the baseline.
+
+    ## Action Space
+    ``Tuple`` of ``n`` ``Dict(question=Text, answer=Text)`` over printable ASCII
+    (``CHARSET``). Also accepted and converted: a list of ``Problem``, of ``(question,
+    answer)`` pairs or of dicts, and the teacher's raw text in the paper's format
+    ``<question>...</question><answer>\\boxed{...}</answer>`` (any number of pairs).
+    Problems the domain cannot use (empty, unparseable, over-long, answer of the wrong
+    shape) are counted in ``info`` and never trained on. Wrong types, a wrong count of
+    problems, characters outside the charset or texts over the space's length raise a
+    ``ValueError`` saying what was expected.
+
+    ## Observation Space
+    ``Dict(prompt=Text, stats=Box(-1, 1, (8,)))``: the teacher prompt of the domain (it
+    contains no example problem) and ``stats`` = (round / rounds, position in round / g,
+    baseline accuracy on the round's reward questions, last reward, moving average of
+    round means, promotions / rounds, promoted-bank size / (n * rounds), inner steps /
+    max inner steps).
+
+    ## Rewards
+    ``reward_mode='grounded'`` (default): ``mean_j Acc(theta'_j, Q_R) - Acc(theta, Q_R)``.
+    ``Acc`` is ``accuracy``: 'greedy' (the paper's), 'sampled' (mean pass rate of
+    ``accuracy_samples`` samples at temperature 1) or 'exact' (exact expected pass@1,
+    ``exp log p(correct answer)``, for exact-match domains; the SOAR-Tiny-v0 default, the
+    only measure that separates datasets at 10 inner steps on CPU).
+    Intrinsic modes ('learnability', 'rzero', 'azr', 'sqlm', 'spice', see
+    ``soar_env.rewards``) score each valid question by the baseline student's success rate
+    over ``intrinsic_samples`` samples against the teacher's answer and need no training;
+    ``measure_grounded=True`` also reports the grounded reward in ``info``.
+    A dataset with no valid problem gets ``floor_reward`` (default 0.0: nothing trained,
+    nothing learned).
+
+    ## Starting State
+    The baseline student is the base model; the promoted bank is empty; the hard set is
+    built (or read from its cache) on the first reset.
+
+    ## Episode End
+    Never terminated; truncated after ``rounds * g`` steps (the teacher-training run).
+
+    ## Arguments
+    ``gym.make("SOAR-Tiny-v0", **overrides)`` with any ``SoarConfig`` field, e.g.
+    ``reward_mode="learnability"``, ``rl=RLOOConfig(...)``; or ``config=SoarConfig(...)``;
+    ``preset`` ('tiny' or 'paper') picks the defaults. ``timing_in_info=False`` leaves wall-clock seconds out of
+    ``info`` (they differ between identical runs, so Gymnasium's determinism check fails
+    with them); they are always on ``env.unwrapped.compute``.
+
+    ## Version History
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, config: SoarConfig | None = None, preset: str = "tiny",
+                 timing_in_info: bool = True, **overrides: Any):
+        if config is None:
+            if preset not in PRESETS:
+                raise ValueError(f"preset expects one of {tuple(PRESETS)}, actual {preset!r}")
+            config = PRESETS[preset]()
+        self.config = config.replace(**overrides) if overrides else config
+        self.timing_in_info = timing_in_info
+        if self.config.domain != "chain":
+            raise NotImplementedError(
+                "SOAR-MATH-v0 is registered with the paper's hyperparameters, but its data "
+                "and model loading are not implemented yet; use SOAR-Tiny-v0."
+            )
+        from soar_env import embedded
+
+        self.domain = embedded.tiny_domain()
+        self.student = embedded.load_tiny_student(self.config.student)
+        self.reference = None
+        if self.config.rl.kl_coef > 0:
+            self.reference = embedded.load_tiny_student(self.config.student)
+        self._base = self.student.snapshot()
+        self.hard_set: HardSet | None = None
+        max_text = 64
+        text = spaces.Text(max_length=max_text, min_length=0, charset=sorted(CHARSET))
+        problem = spaces.Dict({"question": text, "answer": text})
+        self.action_space = spaces.Tuple([problem] * self.config.dataset_size)
+        self.observation_space = spaces.Dict({
+            "prompt": spaces.Text(max_length=256, min_length=0, charset=sorted(CHARSET)),
+            "stats": spaces.Box(-1.0, 1.0, (len(STATS),), dtype=np.float32),
+        })
+        self._max_text = max_text
+        self.compute = {"wall_seconds": 0.0, "sampled_tokens": 0, "student_updates": 0}
+
+    # ---- public state ---------------------------------------------------------------
+    @property
+    def baseline(self) -> dict:
+        """The current baseline student's weights (load with ``student.restore``)."""
+        return self._baseline
+
+    @property
+    def promoted_bank(self) -> PromotedBank:
+        return self._bank
+
+    # ---- gymnasium API --------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        cfg = self.config
+        if self.hard_set is None:
+            from soar_env import embedded
+
+            self.student.restore(self._base)
+            self.hard_set = build_hard_set(
+                self.student, self.domain,
+                self.domain.problems(cfg.hard_candidates, embedded.HARD_LENGTHS, seed=cfg.hard_seed),
+                k=cfg.hard_k, seed=cfg.hard_seed, max_new_tokens=self.domain.max_answer_tokens,
+                progress=True,
+            )
+            if len(self.hard_set.train) < 1:
+                raise RuntimeError(
+                    f"The hard set is empty: none of {cfg.hard_candidates} candidates failed "
+                    f"all {cfg.hard_k} tries. Use more candidates or a larger hard_k."
+                )
+        self._baseline = self._base
+        self.student.restore(self._base)
+        if self.reference is not None:
+            self.reference.restore(self._base)
+        self._promotion = PromotionRule(cfg.tau, cfg.ma_window, cfg.ma_reset_after_promotion)
+        self._bank = PromotedBank()
+        self._round, self._pos, self._inner_steps = 0, 0, cfg.inner_steps
+        self._promotions, self._last_reward = 0, 0.0
+        self._round_rewards: list[float] = []
+        self._reward_questions: list[Problem] = []
+        self._baseline_accuracy = 0.0
+        self._best: tuple[float, list[Problem], dict] | None = None
+        return self._observation(), {"hard_set": dict(self.hard_set.meta)}
+
+    def step(self, action):
+        if not hasattr(self, "_promotion"):
+            raise RuntimeError("Call reset() before step()")
+        started = time.perf_counter()
+        cfg = self.config
+        problems, errors = self._problems_from(action)
+        if self._pos == 0:
+            self._start_round()
+        info: dict[str, Any] = {
+            "round": self._round, "round_position": self._pos,
+            "valid_problems": len(problems), "invalid_problems": len(errors),
+            "parse_errors": errors[:8], "inner_steps": self._inner_steps,
+            "baseline_accuracy": self._baseline_accuracy,
+        }
+        if hasattr(self.domain, "is_correct") and problems:
+            info["answers_correct"] = sum(self.domain.is_correct(p.question, p.answer)
+                                          for p in problems)
+        intrinsic = cfg.reward_mode in INTRINSIC
+        grounded = None
+        if problems and (not intrinsic or cfg.measure_grounded):
+            grounded, runs = self._grounded(problems, info)
+        if intrinsic:
+            reward = self._intrinsic(problems, info) if problems else cfg.floor_reward
+            if grounded is not None:
+                info["grounded_reward"] = grounded
+        else:
+            reward = grounded if grounded is not None else cfg.floor_reward
+            if grounded is not None and (self._best is None or reward > self._best[0]):
+                # Keep only the round's best dataset and its median student (promotion).
+                self._best = (reward, problems, runs)
+        self._round_rewards.append(reward)
+        self._last_reward = reward
+        self._pos += 1
+        info["promoted"] = False
+        if self._pos == cfg.group_size:
+            info.update(self._end_round())
+        info["bank_size"] = len(self._bank)
+        info["promotions"] = self._promotions
+        self.student.restore(self._baseline)
+        seconds = time.perf_counter() - started
+        self.compute["wall_seconds"] += seconds
+        info["compute"] = {k: v for k, v in self.compute.items() if k != "wall_seconds"}
+        if self.timing_in_info:
+            info["compute"]["wall_seconds"] = self.compute["wall_seconds"]
+            info["step_seconds"] = seconds
+        truncated = self._round >= cfg.rounds
+        return self._observation(), float(reward), False, truncated, info
+
+    # ---- actions ----------------------------------------------------------------------
+    def _problems_from(self, action) -> tuple[list[Problem], list[str]]:
+        """Valid problems and one error message per invalid one; ValueError on bad types."""
+        if isinstance(action, str):
+            pairs, broken = parse_tagged(action)
+            items = [(q, strip_boxed(a)) for q, a in pairs]
+            errors = ["raw text: incomplete <question>/<answer> pair"] * broken
+        else:
+            items, errors = self._items_from(action), []
+        problems = []
+        for question, answer in items:
+            if not question.strip() or not answer.strip():
+                errors.append("empty question or answer")
+                continue
+            why = self.domain.validate(question, answer)
+            if why:
+                errors.append(why)
+            else:
+                problems.append(Problem(question, answer.strip()))
+        return problems, errors
+
+    def _items_from(self, action) -> list[tuple[str, str]]:
+        n = self.config.dataset_size
+        if not isinstance(action, (tuple, list)):
+            raise ValueError(
+                f"Expects a dataset: a tuple of {n} problems (dicts with 'question' and "
+                f"'answer', Problem objects or pairs) or the teacher's raw text, actual "
+                f"{type(action).__name__}"
+            )
+        if len(action) != n:
+            raise ValueError(f"Expects {n} problems per action, actual {len(action)}")
+        items = []
+        for i, item in enumerate(action):
+            if isinstance(item, Problem):
+                q, a = item.question, item.answer
+            elif isinstance(item, dict) and set(item) >= {"question", "answer"}:
+                q, a = item["question"], item["answer"]
+            elif isinstance(item, (tuple, list)) and len(item) == 2:
+                q, a = item
+            else:
+                raise ValueError(
+                    f"Expects problem {i} as a dict with 'question' and 'answer', a Problem "
+                    f"or a pair, actual {type(item).__name__}"
+                )
+            for name, value in (("question", q), ("answer", a)):
+                if not isinstance(value, str):
+                    raise ValueError(f"Expects problem {i} {name} as str, actual {type(value).__name__}")
+                if len(value) > self._max_text:
+                    raise ValueError(
+                        f"Expects problem {i} {name} of at most {self._max_text} characters, "
+                        f"actual {len(value)}"
+                    )
+                bad = set(value) - CHARSET
+                if bad:
+                    raise ValueError(
+                        f"Expects printable ASCII in problem {i} {name}, actual {sorted(bad)[:5]}"
+                    )
+            items.append((q, a))
+        return items
+
+    # ---- rounds, rewards, promotion -----------------------------------------------------
+    def _start_round(self) -> None:
+        cfg = self.config
+        train = self.hard_set.train
+        idx = self.np_random.choice(len(train), size=min(cfg.reward_questions, len(train)),
+                                    replace=False)
+        self._reward_questions = [train[i] for i in sorted(idx)]
+        self._round_rewards, self._best = [], None
+        self.student.restore(self._baseline)
+        self._baseline_accuracy = self._accuracy(self._reward_questions)
+
+    def _seed(self) -> int:
+        return int(self.np_random.integers(2**31 - 1))
+
+    def _accuracy(self, problems: list[Problem]) -> float:
+        cfg, domain, student = self.config, self.domain, self.student
+        prompts = [domain.student_prompt(p.question) for p in problems]
+        answers = [p.answer for p in problems]
+        if cfg.accuracy == "exact":
+            return float(student.exact_pass_at_1(prompts, answers).mean())
+        import torch
+
+        samples = 1 if cfg.accuracy == "greedy" else cfg.accuracy_samples
+        temperature = 0.0 if cfg.accuracy == "greedy" else 1.0
+        generator = torch.Generator(device=student.device.type).manual_seed(self._seed())
+        rollout = student.sample(prompts, samples, cfg.rl.max_new_tokens, temperature, generator)
+        self.compute["sampled_tokens"] += rollout.num_tokens
+        scores = domain.grade_batch(rollout.texts, [a for a in answers for _ in range(samples)])
+        return float(np.mean(scores))
+
+    def _grounded(self, problems: list[Problem], info: dict) -> tuple[float, list]:
+        cfg = self.config
+        rl = cfg.rl
+        runs = []
+        for _ in range(cfg.inner_runs):
+            self.student.restore(self._baseline)
+            trainer = RLOOTrainer(self.student, self.domain.grade_batch, self.domain.student_prompt,
+                                  rl, reference=self.reference, seed=self._seed())
+            stats = trainer.train(problems, self._inner_steps)
+            after = self._accuracy(self._reward_questions)
+            self.compute["sampled_tokens"] += sum(int(s["sampled_tokens"]) for s in stats)
+            self.compute["student_updates"] += int(sum(s["updated"] for s in stats))
+            runs.append({
+                "reward": after - self._baseline_accuracy, "accuracy_after": after,
+                "train_reward": [s["reward"] for s in stats],
+                "snapshot": self.student.snapshot(),
+            })
+        info["run_rewards"] = [r["reward"] for r in runs]
+        info["accuracy_after"] = [r["accuracy_after"] for r in runs]
+        info["train_reward"] = [float(np.mean(r["train_reward"])) for r in runs]
+        info["train_reward_last"] = [r["train_reward"][-1] for r in runs]
+        # The median-reward run (lower median for even r) is the promotion candidate.
+        median = sorted(runs, key=lambda r: r["reward"])[(len(runs) - 1) // 2]
+        return float(np.mean(info["run_rewards"])), [median]
+
+    def _intrinsic(self, problems: list[Problem], info: dict) -> float:
+        import torch
+
+        cfg, domain, student = self.config, self.domain, self.student
+        student.restore(self._baseline)
+        s = cfg.intrinsic_samples
+        generator = torch.Generator(device=student.device.type).manual_seed(self._seed())
+        rollout = student.sample([domain.student_prompt(p.question) for p in problems], s,
+                                 cfg.rl.max_new_tokens, 1.0, generator)
+        self.compute["sampled_tokens"] += rollout.num_tokens
+        scores = domain.grade_batch(rollout.texts, [p.answer for p in problems for _ in range(s)])
+        successes = [int(sum(x >= 1.0 for x in scores[i * s : (i + 1) * s]))
+                     for i in range(len(problems))]
+        info["success_rates"] = [c / s for c in successes]
+        return intrinsic_reward(cfg.reward_mode, successes, s)
+
+    def _end_round(self) -> dict:
+        cfg = self.config
+        round_mean = float(np.mean(self._round_rewards))
+        promote = self._promotion.end_round(round_mean) and self._best is not None
+        out = {"round_mean_reward": round_mean,
+               "moving_average": self._promotion.moving_average, "promoted": promote}
+        if promote:
+            _, dataset, (median,) = self._best
+            self._baseline = median["snapshot"]
+            if self.reference is not None and cfg.kl_reference == "baseline":
+                self.reference.restore(self._baseline)
+            self._bank.add(dataset, self._round)
+            self._promotions += 1
+            self._inner_steps = min(cfg.max_inner_steps, self._inner_steps + cfg.promotion_extra_steps)
+            out["promoted_reward"] = self._best[0]
+        self._best = None
+        self._round += 1
+        self._pos = 0
+        return out
+
+    def _observation(self) -> dict:
+        cfg = self.config
+        stats = np.array([
+            self._round / cfg.rounds, self._pos / cfg.group_size, self._baseline_accuracy,
+            self._last_reward, self._promotion.moving_average, self._promotions / cfg.rounds,
+            len(self._bank) / (cfg.dataset_size * cfg.rounds), self._inner_steps / cfg.max_inner_steps,
+        ], dtype=np.float32)
+        return {"prompt": self.domain.teacher_prompt, "stats": np.clip(stats, -1.0, 1.0)}

@@ -1,0 +1,170 @@
+"""SoarEnv on the embedded default, with configs small enough for CI."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import soar_env  # noqa: F401  (registers the ids)
+from soar_env import embedded
+from soar_env.problems import Problem
+
+FAST = dict(hard_candidates=32, hard_k=16, reward_questions=16, dataset_size=8, inner_steps=2,
+            rounds=2, group_size=2)
+
+
+@pytest.fixture(scope="module")
+def env():
+    env = gym.make("SOAR-Tiny-v0", **FAST)
+    yield env
+    env.close()
+
+
+def test_check_env_passes():
+    # Wall-clock seconds differ between identical runs: Gymnasium's determinism check
+    # compares infos, so they stay out of info here (they remain on env.compute).
+    check_env(gym.make("SOAR-Tiny-v0", timing_in_info=False, **FAST).unwrapped)
+
+
+def test_unknown_id_and_bad_config_errors():
+    with pytest.raises(gym.error.Error):
+        gym.make("SOAR-Nope-v0")
+    with pytest.raises(ValueError, match="reward_mode"):
+        gym.make("SOAR-Tiny-v0", reward_mode="vibes")
+    with pytest.raises(NotImplementedError, match="SOAR-Tiny-v0"):
+        gym.make("SOAR-MATH-v0")
+
+
+def test_paper_preset_holds_the_paper_hyperparameters():
+    from soar_env.config import paper
+
+    cfg = paper()
+    assert (cfg.dataset_size, cfg.inner_runs, cfg.inner_steps, cfg.reward_questions) == (64, 4, 10, 64)
+    assert (cfg.group_size, cfg.rounds, cfg.tau, cfg.ma_window) == (4, 200, 0.01, 3)
+    assert (cfg.rl.learning_rate, cfg.rl.kl_coef, cfg.rl.questions_per_step,
+            cfg.rl.samples_per_question, cfg.rl.max_new_tokens) == (1e-5, 0.001, 8, 32, 1024)
+    assert cfg.accuracy == "greedy"
+
+
+def test_actions_in_every_accepted_form(env):
+    env.reset(seed=0)
+    good = embedded.good_stones(8, seed=0)
+    as_dicts = tuple(p.to_dict() for p in good)
+    as_pairs = [(p.question, p.answer) for p in good]
+    raw = "".join(f"<question>{p.question}</question><answer>\\boxed{{{p.answer}}}</answer>\n"
+                  for p in good)
+    for action in (good, as_dicts, as_pairs, raw):
+        _, reward, terminated, _, info = env.step(action)
+        assert info["valid_problems"] == 8 and info["invalid_problems"] == 0
+        assert not terminated and np.isfinite(reward)
+
+
+def test_malformed_problems_are_counted_not_trained(env):
+    env.reset(seed=0)
+    good = embedded.good_stones(8, seed=0)
+    bad = [Problem("", ""), Problem("5+3", "8"), Problem(good[0].question, "x,y"),
+           Problem("9" * 64, "1")]
+    _, reward, _, _, info = env.step(good[:4] + bad)
+    assert info["valid_problems"] == 4 and info["invalid_problems"] == 4
+    assert len(info["parse_errors"]) == 4
+    _, reward, _, _, info = env.step(tuple(bad * 2))
+    assert info["valid_problems"] == 0 and reward == env.unwrapped.config.floor_reward
+    assert "run_rewards" not in info  # nothing was trained
+    _, reward, _, _, info = env.step("no tags at all")
+    assert info["valid_problems"] == 0 and reward == 0.0
+
+
+@pytest.mark.parametrize("action, match", [
+    (42, "Expects a dataset"),
+    ([("1", "2")] * 3, "Expects 8 problems"),
+    ([{"question": 1, "answer": "2"}] * 8, "as str"),
+    ([("q" * 65, "a")] * 8, "at most 64"),
+    ([("q\u00e9", "a")] * 8, "printable ASCII"),
+    ([object()] * 8, "as a dict"),
+])
+def test_actions_outside_the_space_raise(env, action, match):
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        env.step(action)
+
+
+def test_space_samples_are_legal_actions(env):
+    env.reset(seed=0)
+    env.action_space.seed(0)
+    obs, reward, _, _, info = env.step(env.action_space.sample())
+    assert env.observation_space.contains(obs)
+    assert info["invalid_problems"] + info["valid_problems"] == 8
+
+
+def _rollout(seed, actions, **overrides):
+    env = gym.make("SOAR-Tiny-v0", **{**FAST, **overrides})
+    env.reset(seed=seed)
+    out = []
+    for action in actions:
+        _, reward, _, truncated, info = env.step(action)
+        info.pop("step_seconds")
+        info["compute"].pop("wall_seconds")
+        out.append((reward, truncated, info))
+    return out
+
+
+def test_same_seed_same_actions_same_rewards_and_infos():
+    actions = [embedded.good_stones(8, seed=1), embedded.narrow_stones(8, seed=1)] * 2
+    a, b = _rollout(3, actions), _rollout(3, actions)
+    assert a == b
+    assert [t for _, t, _ in a] == [False, False, False, True]  # 2 rounds of 2 steps
+    assert a[1][2]["round_position"] == 1 and a[2][2]["round"] == 1
+    c = _rollout(4, actions)
+    assert [r for r, _, _ in c] != [r for r, _, _ in a]
+
+
+@pytest.mark.parametrize("mode", ["learnability", "rzero", "azr", "sqlm", "spice"])
+def test_intrinsic_modes_need_no_training(mode):
+    easy = embedded.tiny_domain().problems(8, [1, 2], seed=0)
+    (reward, _, info), = _rollout(0, [easy], reward_mode=mode)
+    assert 0.0 <= reward <= 1.0
+    assert "run_rewards" not in info and info["compute"]["student_updates"] == 0
+    assert len(info["success_rates"]) == 8
+
+
+def test_intrinsic_with_grounded_measurement():
+    easy = embedded.tiny_domain().problems(8, [2, 3], seed=0)
+    (reward, _, info), = _rollout(0, [easy], reward_mode="learnability", measure_grounded=True)
+    assert "grounded_reward" in info and info["compute"]["student_updates"] > 0
+    assert reward > 0  # short chains: solved sometimes, not always
+
+
+def test_accuracy_measures():
+    good = embedded.good_stones(8, seed=0)
+    (reward, _, info), = _rollout(0, [good], accuracy="sampled")
+    assert info["baseline_accuracy"] == 0.0  # fail@k problems: never solved when sampled
+    assert -1.0 <= reward <= 1.0
+    # Greedy decoding takes the most likely step, which the noisy writer made the right
+    # one: it solves most hard chains, so greedy accuracy does not measure this domain.
+    (reward, _, info), = _rollout(0, [good], accuracy="greedy")
+    assert info["baseline_accuracy"] > 0.3
+
+
+def test_forced_high_rewards_promote_the_median_student():
+    # tau below any possible reward: every full window promotes.
+    env = gym.make("SOAR-Tiny-v0", **{**FAST, "tau": -1.0, "ma_window": 1, "rounds": 3})
+    env.reset(seed=0)
+    unwrapped = env.unwrapped
+    base_hash = unwrapped.student.weights_hash()
+    infos = [env.step(embedded.good_stones(8, seed=i))[4] for i in range(4)]
+    assert [i["promoted"] for i in infos] == [False, True, False, True]
+    assert infos[1]["bank_size"] == 8 and infos[3]["bank_size"] == 16
+    assert infos[3]["promotions"] == 2
+    assert len(unwrapped.promoted_bank) == 16
+    # The baseline moved, and inner runs grew by the configured steps after promotion.
+    unwrapped.student.restore(unwrapped.baseline)
+    assert unwrapped.student.weights_hash() != base_hash
+    assert infos[2]["inner_steps"] == FAST["inner_steps"] + 5
+    best = max(infos[0]["run_rewards"][0], infos[1]["run_rewards"][0])
+    assert infos[1]["promoted_reward"] == pytest.approx(best)
+
+
+def test_no_promotion_below_tau(env):
+    env.reset(seed=0)
+    infos = [env.step(embedded.good_stones(8, seed=i))[4] for i in range(4)]
+    assert not any(i["promoted"] for i in infos) and infos[-1]["bank_size"] == 0
