@@ -1,18 +1,15 @@
-"""Acceptance benchmark of the embedded domain (issue: foundation).
+"""Acceptance benchmark of the embedded domain: does it show SOAR's phenomenon?
 
-Prints a table and, last, one JSON line with the full summary. Same code path as
-``soar-env stones``; run ``python benchmarks/stepping_stones.py --help`` for the budget.
+Same code path as ``soar-env stones`` (see ``soar_env/stepping_stones.py``): builds a
+fail@128 hard set, runs long RL on hard / good stepping-stone / narrow sets and the SOAR
+inner-loop regime over 3 seeds, prints a table and, last, one JSON line with everything.
+
+    python benchmarks/stepping_stones.py [--seeds 3] [--long-steps 120] [--out DIR]
 """
 
-import json
 import sys
 
 from soar_env.cli import main
 
 if __name__ == "__main__":
-    argv = sys.argv[1:] or []
-    main(["stones", *argv])
-    summary = json.loads(open(next(
-        (argv[i + 1] for i, a in enumerate(argv) if a == "--out"), "runs/stepping_stones"
-    ) + "/summary.json").read())
-    print(json.dumps(summary))
+    sys.exit(main(["stones", *sys.argv[1:]]))

@@ -77,9 +77,9 @@ class SoarEnv(gym.Env):
     ## Arguments
     ``gym.make("SOAR-Tiny-v0", **overrides)`` with any ``SoarConfig`` field, e.g.
     ``reward_mode="learnability"``, ``rl=RLOOConfig(...)``; or ``config=SoarConfig(...)``;
-    ``preset`` ('tiny' or 'paper') picks the defaults. ``timing_in_info=False`` leaves wall-clock seconds out of
-    ``info`` (they differ between identical runs, so Gymnasium's determinism check fails
-    with them); they are always on ``env.unwrapped.compute``.
+    ``preset`` ('tiny' or 'paper') picks the defaults. ``timing_in_info=False`` leaves
+    wall-clock seconds out of ``info`` (they differ between identical runs, so Gymnasium's
+    determinism check fails with them); they are always on ``env.unwrapped.compute``.
 
     ## Version History
     * v0: initial version.

@@ -90,8 +90,10 @@ def policy_gradient_loss(
         ref_logprobs: [B, T] token log-probs under the reference (no gradients).
         kl_coef: weight of the KL term (the k3 estimator, per token, summed per sequence).
 
-    The policy-gradient term is ``-A * log p(sequence)`` averaged over sequences: with a
-    whole-sequence reward this is the unbiased estimator (no per-token length bias).
+    The policy-gradient term is ``-A * log p(sequence)`` averaged over the sequences given:
+    with a whole-sequence reward this is the unbiased estimator (no per-token length bias).
+    The RLOO trainer passes only groups with a non-zero advantage, so its average is over
+    the live groups (a per-batch step-size factor that AdamW largely absorbs).
     """
     seq_logp = (logprobs * mask).sum(-1)
     pg = -(advantages.detach() * seq_logp).mean()
@@ -164,17 +166,21 @@ class RLOOTrainer:
             "updated": 0.0,
         }
         if live.any():
-            idx = live.nonzero().squeeze(-1).to(self.policy.device)
-            args = (rollout.prompt_ids[idx], rollout.prompt_mask[idx],
-                    rollout.completion_ids[idx], rollout.completion_mask[idx])
+            s = cfg.samples_per_question
+            groups = live.view(len(batch), s)[:, 0].nonzero().squeeze(-1).to(self.policy.device)
+            rows = live.nonzero().squeeze(-1).to(self.policy.device)
+            # Unique prompts of the live groups: each is encoded once for its s samples.
+            args = (rollout.prompt_ids[::s][groups], rollout.prompt_mask[::s][groups],
+                    rollout.completion_ids[rows], rollout.completion_mask[rows])
             self.policy.model.train()
-            logprobs = self.policy.token_logprobs(*args, temperature=cfg.temperature)
+            logprobs = self.policy.token_logprobs(*args, temperature=cfg.temperature, samples=s)
             ref = None
             if cfg.kl_coef > 0:
                 with torch.no_grad():
-                    ref = self.reference.token_logprobs(*args, temperature=cfg.temperature)
+                    ref = self.reference.token_logprobs(*args, temperature=cfg.temperature,
+                                                        samples=s)
             loss, loss_stats = policy_gradient_loss(
-                logprobs, args[3], advantages.flatten().to(logprobs.device)[idx], ref, cfg.kl_coef
+                logprobs, args[3], advantages.flatten().to(logprobs.device)[rows], ref, cfg.kl_coef
             )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

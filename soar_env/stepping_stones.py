@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from soar_env import embedded
+from soar_env.config import tiny
 from soar_env.hardset import HardSet, build_hard_set
 from soar_env.problems import Problem
 from soar_env.rl import RLOOConfig, RLOOTrainer
@@ -46,10 +47,8 @@ class SteppingStoneConfig:
     reward_subset: int = 64
     inner_repeats: int = 4
     """Inner-loop runs per seed and condition (each: fresh dataset, sampling and subset)."""
-    rl: RLOOConfig = field(default_factory=lambda: RLOOConfig(
-        questions_per_step=64, samples_per_question=8, learning_rate=1e-4, kl_coef=0.0,
-        max_new_tokens=44,
-    ))
+    rl: RLOOConfig = field(default_factory=lambda: tiny().rl)
+    """The inner loop of SOAR-Tiny-v0 (64 questions x 8 samples, lr 1e-4, no KL)."""
     model_path: str | None = None
 
 

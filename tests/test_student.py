@@ -75,3 +75,24 @@ def test_snapshot_restore_roundtrip(student, domain):
     student.restore(snap)
     assert torch.equal(student.answer_logprobs(prompts, answers), before)
     assert student.weights_hash() == student.weights_hash()
+
+
+@pytest.mark.parametrize("cut", [False, True])
+def test_shared_prompt_logprobs_equal_the_plain_ones(student, domain, cut):
+    """Encoding each prompt once for its samples changes nothing but the cost."""
+    prompts = [domain.student_prompt(p.question) for p in domain.problems(6, range(1, 21), seed=4)]
+    if cut:  # prompts of different lengths: left padding in play
+        prompts = [p[: 12 + 3 * i] for i, p in enumerate(prompts)]
+    r = student.sample(prompts, 4, 40, 1.0, torch.Generator().manual_seed(0))
+    plain = student.token_logprobs(r.prompt_ids, r.prompt_mask, r.completion_ids, r.completion_mask)
+    shared = student.token_logprobs(r.prompt_ids[::4], r.prompt_mask[::4], r.completion_ids,
+                                    r.completion_mask, samples=4)
+    assert torch.allclose(plain, shared, atol=1e-4)
+    weight = student.model.get_input_embeddings().weight
+    grads = []
+    for args, samples in (((r.prompt_ids, r.prompt_mask), 1), ((r.prompt_ids[::4], r.prompt_mask[::4]), 4)):
+        student.model.zero_grad()
+        student.token_logprobs(*args, r.completion_ids, r.completion_mask, samples=samples).sum().backward()
+        grads.append(weight.grad.clone())
+    assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-3)
+    student.model.zero_grad()

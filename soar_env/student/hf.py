@@ -186,20 +186,40 @@ class HFStudent:
     # ---- scoring ------------------------------------------------------------------
     def token_logprobs(self, prompt_ids: Tensor, prompt_mask: Tensor,
                        completion_ids: Tensor, completion_mask: Tensor,
-                       temperature: float = 1.0) -> Tensor:
+                       temperature: float = 1.0, samples: int = 1) -> Tensor:
         """Log-prob of each completion token under the model, [B, C] (0 where masked).
 
+        With ``samples > 1`` the prompts are the *unique* ones ([B / samples, P]) and row
+        ``i`` of the completions belongs to prompt ``i // samples``: each prompt is encoded
+        once and its KV cache shared by its samples (gradients flow through it). In RLOO
+        the prompt is most of each sequence, so this is most of the update's compute.
         Runs with gradients when the caller has them enabled (the RL update).
         """
-        ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        mask = torch.cat([prompt_mask, completion_mask], dim=1)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        # Right padding after the completion cannot affect earlier tokens under a causal
-        # mask, so only left padding in the prompt needs the attention mask.
-        attention = mask if not bool(prompt_mask.all()) else None
-        logits = self.model(input_ids=ids, attention_mask=attention, position_ids=position_ids).logits
-        width = completion_ids.shape[1]
-        logits = logits[:, -width - 1 : -1, :].float()
+        if samples == 1:
+            ids = torch.cat([prompt_ids, completion_ids], dim=1)
+            mask = torch.cat([prompt_mask, completion_mask], dim=1)
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+            # Right padding after the completion cannot affect earlier tokens under a causal
+            # mask, so only left padding in the prompt needs the attention mask.
+            attention = mask if not bool(prompt_mask.all()) else None
+            logits = self.model(input_ids=ids, attention_mask=attention,
+                                position_ids=position_ids).logits
+            logits = logits[:, -completion_ids.shape[1] - 1 : -1, :]
+        else:
+            position_ids = (prompt_mask.cumsum(-1) - 1).clamp(min=0)
+            padded = not bool(prompt_mask.all())
+            out = self.model(input_ids=prompt_ids, attention_mask=prompt_mask if padded else None,
+                             position_ids=position_ids, use_cache=True)
+            cache = _cache_of(out)
+            cache.batch_repeat_interleave(samples)
+            first = out.logits[:, -1:, :].repeat_interleave(samples, 0)
+            mask = torch.cat([prompt_mask.repeat_interleave(samples, 0), completion_mask], dim=1)
+            steps = torch.arange(1, completion_ids.shape[1] + 1, device=prompt_ids.device)
+            positions = position_ids[:, -1:].repeat_interleave(samples, 0) + steps
+            rest = self.model(input_ids=completion_ids, attention_mask=mask, position_ids=positions,
+                              use_cache=True, **{self._cache_arg: cache}).logits
+            logits = torch.cat([first, rest[:, :-1, :]], dim=1)
+        logits = logits.float()
         if temperature not in (0, 1):
             logits = logits / temperature
         logp = torch.log_softmax(logits, dim=-1).gather(-1, completion_ids[..., None]).squeeze(-1)
