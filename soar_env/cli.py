@@ -14,7 +14,13 @@ from pathlib import Path
 
 
 def _stones(args: argparse.Namespace) -> int:
-    from soar_env.stepping_stones import SteppingStoneConfig, plot, print_report, run
+    from soar_env.stepping_stones import (
+        SteppingStoneConfig,
+        markdown_report,
+        plot,
+        print_report,
+        run,
+    )
 
     config = SteppingStoneConfig(
         seeds=tuple(range(args.seeds)), long_steps=args.long_steps,
@@ -26,8 +32,9 @@ def _stones(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot(summary, out / "stepping_stones.png")
+    (out / "report.md").write_text(markdown_report(summary))
     print_report(summary)
-    print(f"wrote {out / 'summary.json'} and {out / 'stepping_stones.png'}")
+    print(f"wrote {out / 'summary.json'}, {out / 'report.md'} and {out / 'stepping_stones.png'}")
     print(json.dumps(summary))
     return 0
 

@@ -173,6 +173,37 @@ def table_rows(summary: dict) -> list[tuple[str, ...]]:
     return rows
 
 
+def markdown_report(summary: dict) -> str:
+    """The table and acceptance checks as Markdown (written to report.md by the command)."""
+    cfg = summary["config"]
+    inner = summary["inner"]
+    lines = [
+        f"Base held-out hard pass@1 {summary['base_test_pass1']:.2e}; hard set "
+        f"{summary['hard_set']['hard']} of {summary['hard_set']['candidates']} candidates "
+        f"(fail@{summary['hard_set']['k']}); {len(cfg['seeds'])} seeds; "
+        f"{summary['seconds'] / 60:.0f} min in all.",
+        "",
+        f"| RL on | long RL ({cfg['long_steps']} steps): held-out hard pass@1 gain, points "
+        f"(per seed) | inner loop ({cfg['inner_steps']} steps): grounded reward, mean +- sd "
+        f"| s per long run |",
+        "|---|---|---|---|",
+    ]
+    lines += [f"| {' | '.join(row)} |" for row in table_rows(summary)]
+    se = (inner["good"]["sd"] ** 2 / len(inner["good"]["gains"])
+          + inner["narrow"]["sd"] ** 2 / len(inner["narrow"]["gains"])) ** 0.5
+    gap = inner["good"]["mean"] - inner["narrow"]["mean"]
+    lines += [
+        "",
+        f"Inner loop: {len(inner['good']['gains'])} runs per condition (fresh dataset, sampling "
+        f"and 64-question reward subset each); good - narrow = {gap:.2e} "
+        f"({gap / se if se else float('inf'):.1f} standard errors); noise (sd of one run's "
+        f"reward) {inner['good']['sd']:.1e} on good stones.",
+        "",
+    ]
+    lines += [f"- {'PASS' if ok else 'FAIL'} `{name}`" for name, ok in summary["acceptance"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def print_report(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table

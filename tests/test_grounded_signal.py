@@ -9,8 +9,8 @@ from soar_env import embedded
 
 
 def test_good_stones_earn_more_than_hard_or_narrow_datasets():
-    # The tiny preset (n=64, K=10, M=64, exact measure); a smaller hard set keeps CI fast.
-    env = gym.make("SOAR-Tiny-v0", hard_candidates=96, group_size=3)
+    # The tiny preset as a user gets it (n=64, K=10, M=64, exact measure), rounds of 3.
+    env = gym.make("SOAR-Tiny-v0", group_size=3)
     rewards = {"good": [], "narrow": [], "hard": []}
     for seed in (0, 1, 2):
         env.reset(seed=seed)
