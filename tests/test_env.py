@@ -168,3 +168,9 @@ def test_no_promotion_below_tau(env):
     env.reset(seed=0)
     infos = [env.step(embedded.good_stones(8, seed=i))[4] for i in range(4)]
     assert not any(i["promoted"] for i in infos) and infos[-1]["bank_size"] == 0
+
+
+def test_step_before_reset_says_so():
+    env = gym.make("SOAR-Tiny-v0", disable_env_checker=True, **FAST)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.unwrapped.step(embedded.good_stones(8, seed=0))

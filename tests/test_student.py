@@ -96,3 +96,15 @@ def test_shared_prompt_logprobs_equal_the_plain_ones(student, domain, cut):
         grads.append(weight.grad.clone())
     assert torch.allclose(grads[0], grads[1], rtol=1e-3, atol=1e-3)
     student.model.zero_grad()
+
+
+def test_corrupted_checkpoint_gets_a_clear_error(tmp_path):
+    import shutil
+
+    shutil.copytree(embedded.TINY_CHAIN_PATH, tmp_path / "model")
+    (tmp_path / "model" / "model.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(RuntimeError, match="corrupted"):
+        HFStudent.from_pretrained(tmp_path / "model", device="cpu")
+    (tmp_path / "model" / "model.safetensors").unlink()
+    with pytest.raises((FileNotFoundError, RuntimeError), match="model.safetensors|corrupted"):
+        HFStudent.from_pretrained(tmp_path / "model", device="cpu")

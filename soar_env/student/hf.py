@@ -79,8 +79,19 @@ class HFStudent:
             )
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
+            tokenizer = AutoTokenizer.from_pretrained(path)
+        except Exception as err:  # safetensors, OSError, ValueError...: one clear message
+            if isinstance(err, OSError) and not any(path.glob("*.safetensors")) and not any(
+                path.glob("*.bin")
+            ):
+                raise FileNotFoundError(f"No weights in {path}: expects model.safetensors") from err
+            raise RuntimeError(
+                f"Could not load the model in {path} ({type(err).__name__}: {str(err)[:200]}). "
+                "The checkpoint is probably corrupted or incomplete: save it again with "
+                "model.save_pretrained(folder) and tokenizer.save_pretrained(folder)."
+            ) from err
         model.eval()
         return cls(model, tokenizer)
 
