@@ -28,7 +28,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from soar_env.problems import strip_boxed
+from soar_env.problems import last_boxed, strip_boxed
 
 
 def exact_match(completion: str, reference: str) -> float:
@@ -63,22 +63,6 @@ _pool_owner = 0  # pid that made the pool: a forked child must not use its paren
 _started: Any = None  # workers put (job id, pid) on this queue when they start a verdict
 _job_ids = itertools.count()
 _worker_started: Any = None  # set in each worker by ``_init_worker``
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` in ``text`` (braces balanced), else None."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed{")
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            if depth == 0:
-                return text[i:j].strip()
-            depth -= 1
-    return None
 
 
 def is_correct(completion: str, reference: str, timeout: float = 2.0, *, fast_path: bool = True) -> bool:

@@ -27,20 +27,29 @@ class Problem:
 _PAIR = re.compile(r"<question>(.*?)</question>\s*<answer>(.*?)</answer>", re.DOTALL)
 
 
-def strip_boxed(answer: str) -> str:
-    """The content of the last ``\\boxed{...}`` in ``answer`` (braces balanced), else ``answer``."""
-    start = answer.rfind("\\boxed{")
+def last_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}`` in ``text`` (braces balanced), else None."""
+    start = text.rfind("\\boxed{")
     if start < 0:
-        return answer.strip()
+        return None
     depth, i = 0, start + len("\\boxed{")
-    for j in range(i, len(answer)):
-        if answer[j] == "{":
+    for j in range(i, len(text)):
+        if text[j] == "{":
             depth += 1
-        elif answer[j] == "}":
+        elif text[j] == "}":
             if depth == 0:
-                return answer[i:j].strip()
+                return text[i:j].strip()
             depth -= 1
-    return answer.strip()  # unbalanced: leave it to the domain's validation
+    return None
+
+
+def strip_boxed(answer: str) -> str:
+    """The content of the last ``\\boxed{...}`` in ``answer``, else ``answer`` stripped.
+
+    An unbalanced box is left as it is, for the domain's validation to reject.
+    """
+    boxed = last_boxed(answer)
+    return boxed if boxed is not None else answer.strip()
 
 
 def parse_tagged(text: str) -> tuple[list[tuple[str, str]], int]:
