@@ -173,6 +173,17 @@ def table_rows(summary: dict) -> list[tuple[str, ...]]:
     return rows
 
 
+UNDERPOWERED = (
+    "Note: fewer than 12 inner-loop runs per condition. One run's reward has an sd of ~1e-6, "
+    "about the good - narrow gap, so the inner-loop checks need the acceptance budget "
+    "(--seeds 3 --inner-repeats 4) to resolve it."
+)
+
+
+def underpowered(summary: dict) -> bool:
+    return len(summary["inner"]["good"]["gains"]) < 12
+
+
 def markdown_report(summary: dict) -> str:
     """The table and acceptance checks as Markdown (written to report.md by the command)."""
     cfg = summary["config"]
@@ -201,6 +212,8 @@ def markdown_report(summary: dict) -> str:
         "",
     ]
     lines += [f"- {'PASS' if ok else 'FAIL'} `{name}`" for name, ok in summary["acceptance"].items()]
+    if underpowered(summary):
+        lines += ["", UNDERPOWERED]
     return "\n".join(lines) + "\n"
 
 
@@ -222,6 +235,8 @@ def print_report(summary: dict) -> None:
     console.print(table)
     for name, ok in summary["acceptance"].items():
         console.print(f"  {'PASS' if ok else 'FAIL'}  {name}")
+    if underpowered(summary):
+        console.print(UNDERPOWERED)
 
 
 def plot(summary: dict, path) -> None:
