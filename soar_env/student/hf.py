@@ -38,6 +38,46 @@ class Rollout:
         return int(self.completion_mask.sum())
 
 
+def _load_local(path: Path, dtype: torch.dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        return (AutoModelForCausalLM.from_pretrained(path, dtype=dtype),
+                AutoTokenizer.from_pretrained(path))
+    except Exception as err:  # safetensors, OSError, ValueError...: one clear message
+        if isinstance(err, OSError) and not any(path.glob("*.safetensors")) and not any(
+            path.glob("*.bin")
+        ):
+            raise FileNotFoundError(f"No weights in {path}: expects model.safetensors") from err
+        raise RuntimeError(
+            f"Could not load the model in {path} ({type(err).__name__}: {str(err)[:200]}). "
+            "The checkpoint is probably corrupted or incomplete: save it again with "
+            "model.save_pretrained(folder) and tokenizer.save_pretrained(folder)."
+        ) from err
+
+
+def _load_hub(model_id: str, dtype: torch.dtype):
+    import os
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    attempts = [True] if os.environ.get("HF_HUB_OFFLINE") == "1" else [True, False]
+    last: Exception | None = None
+    for local_only in attempts:  # the cache first: no network round trip when cached
+        try:
+            return (AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype,
+                                                         local_files_only=local_only),
+                    AutoTokenizer.from_pretrained(model_id, local_files_only=local_only))
+        except Exception as err:
+            last = err
+    raise FileNotFoundError(
+        f"Could not load {model_id!r}: it is not in the local Hugging Face cache and the hub "
+        f"could not be reached ({type(last).__name__}). Pass a local folder instead, e.g. "
+        f"`huggingface-cli download {model_id} --local-dir /models/NAME` on a machine with "
+        "network, then student='/models/NAME'."
+    ) from last
+
+
 def _cache_of(output):
     cache = getattr(output, "cache", None)
     return cache if cache is not None else output.past_key_values
@@ -66,32 +106,27 @@ class HFStudent:
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | None = None,
+    def from_pretrained(cls, name_or_path: str | Path, device: str | None = None,
                         dtype: torch.dtype | None = None) -> HFStudent:
-        """Load from a local folder (or a cached hub id). fp32 on CPU, bf16 on CUDA."""
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        """Load a causal LM from a local folder or a hub id. fp32 on CPU, bf16 on CUDA.
 
-        path = Path(path)
-        if not (path / "config.json").exists():
-            raise FileNotFoundError(
-                f"No model at {path}: expects a folder with config.json and weights "
-                "(save one with model.save_pretrained(folder))."
-            )
+        A hub id is read from the local Hugging Face cache first; only when it is not
+        cached (and ``HF_HUB_OFFLINE`` is not set) is the hub asked, and any failure
+        there ends in one error that says how to pass a local folder instead.
+        """
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
-        try:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
-            tokenizer = AutoTokenizer.from_pretrained(path)
-        except Exception as err:  # safetensors, OSError, ValueError...: one clear message
-            if isinstance(err, OSError) and not any(path.glob("*.safetensors")) and not any(
-                path.glob("*.bin")
-            ):
-                raise FileNotFoundError(f"No weights in {path}: expects model.safetensors") from err
-            raise RuntimeError(
-                f"Could not load the model in {path} ({type(err).__name__}: {str(err)[:200]}). "
-                "The checkpoint is probably corrupted or incomplete: save it again with "
-                "model.save_pretrained(folder) and tokenizer.save_pretrained(folder)."
-            ) from err
+        path = Path(name_or_path)
+        if path.exists() or str(name_or_path).startswith((".", "/", "~")):
+            if not (path / "config.json").exists():
+                raise FileNotFoundError(
+                    f"No model at {path}: expects a folder with config.json and weights "
+                    "(save one with model.save_pretrained(folder))."
+                )
+            model, tokenizer = _load_local(path, dtype)
+        else:
+            model, tokenizer = _load_hub(str(name_or_path), dtype)
+        model.to(device)
         model.eval()
         return cls(model, tokenizer)
 
@@ -100,9 +135,24 @@ class HFStudent:
         return next(self.model.parameters()).device
 
     # ---- encoding -----------------------------------------------------------------
+    def chat_prompt(self, text: str) -> str:
+        """``text`` as one user turn in the tokenizer's chat template, ready for the reply.
+
+        Tokenizers without a chat template (base models, the tiny chain model) get the
+        text unchanged.
+        """
+        if not getattr(self.tokenizer, "chat_template", None):
+            return text
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
+
     def encode_prompts(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
+        # A rendered chat template already starts with the BOS token: add it only otherwise.
+        bos = self.tokenizer.bos_token
+        add_special = not (bos and prompts and all(p.startswith(bos) for p in prompts))
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True,
-                             padding_side="left", add_special_tokens=False)
+                             padding_side="left", add_special_tokens=add_special)
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
     def encode_completions(self, completions: Sequence[str]) -> tuple[Tensor, Tensor]:

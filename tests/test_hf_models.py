@@ -1,0 +1,70 @@
+"""Any HF causal LM as a student: a small Llama built locally from a config, chat template on."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from soar_env.student.hf import HFStudent
+
+TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}</{{ m['role'] }}>"
+    "{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
+)
+
+
+@pytest.fixture(scope="module")
+def chat_model_dir(tmp_path_factory):
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    chars = [chr(i) for i in range(32, 127)] + ["\n"]
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, **{c: i + 3 for i, c in enumerate(chars)}}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<s>",
+                                        eos_token="</s>")
+    tokenizer.chat_template = TEMPLATE
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(
+        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2,
+    ))
+    out = tmp_path_factory.mktemp("chat-llama")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def test_chat_template_is_applied_and_sampling_works(chat_model_dir):
+    student = HFStudent.from_pretrained(str(chat_model_dir), device="cpu")
+    prompt = student.chat_prompt("What is $1+1$? Put the answer in \\boxed{}.")
+    assert prompt == "<s><user>What is $1+1$? Put the answer in \\boxed{}.</user><assistant>"
+    ids, _ = student.encode_prompts([prompt])
+    assert (ids[0] == student.tokenizer.bos_token_id).sum() == 1  # no second BOS
+    rollout = student.sample([prompt, prompt[:-3]], 3, 16, 1.0, torch.Generator().manual_seed(0))
+    assert len(rollout.texts) == 6 and rollout.completion_ids.shape[1] <= 16
+    lp = student.token_logprobs(rollout.prompt_ids, rollout.prompt_mask,
+                                rollout.completion_ids, rollout.completion_mask)
+    shared = student.token_logprobs(rollout.prompt_ids[::3], rollout.prompt_mask[::3],
+                                    rollout.completion_ids, rollout.completion_mask, samples=3)
+    assert torch.allclose(lp, shared, atol=1e-4)  # left padding and GQA included
+
+
+def test_uncached_hub_id_offline_gives_one_clear_error():
+    code = ("from soar_env.student.hf import HFStudent\n"
+            "try:\n    HFStudent.from_pretrained('meta-llama/Llama-3.2-3B-Instruct')\n"
+            "except FileNotFoundError as e:\n    print(e)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert "Pass a local folder instead" in out.stdout, out.stderr[-1000:]
+
+
+def test_missing_local_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        HFStudent.from_pretrained(str(tmp_path / "nope"))
