@@ -16,3 +16,6 @@ __version__ = "0.1.0"
 # One flat list with string entry points, as in gymnasium/envs/__init__.py: imports stay lazy.
 register(id="SOAR-Tiny-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny"})
 register(id="SOAR-MATH-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "paper"})
+register(id="SOAR-HARP-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "paper"})
+register(id="SOAR-CHAMP-v0", entry_point="soar_env.env:SoarEnv",
+         kwargs={"preset": "paper", "dataset": "champ"})

@@ -22,7 +22,10 @@ class SoarConfig:
     student: str | None = None
     """Student model folder (or cached hub id); None = the embedded tiny model."""
     domain: str = "chain"
-    """Problem domain: 'chain' (embedded) or 'math' (the MATH issue)."""
+    """Problem domain: 'chain' (embedded) or 'math' (Math-Verify grading)."""
+    dataset: str | None = None
+    """Math domain: hard-set candidates, a MATH-format file (JSON, JSONL, parquet) or
+    'champ' (offline CHAMP). Unused by the chain domain, which generates its candidates."""
     dataset_size: int = 64
     """n: problems in one action (paper: 64)."""
     inner_runs: int = 1
@@ -63,7 +66,7 @@ class SoarConfig:
     floor_reward: float = 0.0
     """Reward of a dataset with no valid problem (nothing to train on: no improvement)."""
     hard_candidates: int = 512
-    """Chain domain: candidates filtered into the hard set."""
+    """Candidates filtered into the hard set (math: the first this many of ``dataset``)."""
     hard_k: int = 128
     """fail@k filter (paper: 128)."""
     hard_seed: int = 0
@@ -91,6 +94,11 @@ class SoarConfig:
             )
         if self.domain not in ("chain", "math"):
             raise ValueError(f"domain expects 'chain' or 'math', actual {self.domain!r}")
+        if self.domain == "math" and self.accuracy == "exact":
+            raise ValueError(
+                "accuracy='exact' needs answers that are one exact string (the chain domain); "
+                "use 'greedy' or 'sampled' for math"
+            )
 
     def replace(self, **changes) -> SoarConfig:
         """A copy with some fields changed (validated again)."""
@@ -101,6 +109,7 @@ def paper(**overrides) -> SoarConfig:
     """The paper's setting (Llama-3.2-3B-Instruct on MATH); see soar-paper.md."""
     config = SoarConfig(
         student="meta-llama/Llama-3.2-3B-Instruct", domain="math", dataset_size=64,
+        hard_candidates=5000,
         inner_runs=4, inner_steps=10, reward_questions=64, group_size=4, rounds=200,
         tau=0.01, ma_window=3, accuracy="greedy", intrinsic_samples=32,
         rl=RLOOConfig(questions_per_step=8, samples_per_question=32, learning_rate=1e-5,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import string
 import time
 from typing import Any
@@ -95,26 +96,36 @@ class SoarEnv(gym.Env):
             config = PRESETS[preset]()
         self.config = config.replace(**overrides) if overrides else config
         self.timing_in_info = timing_in_info
-        if self.config.domain != "chain":
-            raise NotImplementedError(
-                "SOAR-MATH-v0 is registered with the paper's hyperparameters, but its data "
-                "and model loading are not implemented yet; use SOAR-Tiny-v0."
-            )
         from soar_env import embedded
 
-        self.domain = embedded.tiny_domain()
-        self.student = embedded.load_tiny_student(self.config.student)
+        if self.config.domain == "chain":
+            self.domain = embedded.tiny_domain()
+            self.student = embedded.load_tiny_student(self.config.student)
+            max_text = 64
+        else:
+            from soar_env.domains.math import MathDomain
+            from soar_env.student.hf import HFStudent
+
+            if not self.config.dataset or not self.config.student:
+                raise ValueError(
+                    "The math domain expects student= (a local model folder or hub id) and "
+                    "dataset= (a MATH-format JSON/JSONL/parquet file, or 'champ'), actual "
+                    f"student={self.config.student!r}, dataset={self.config.dataset!r}"
+                )
+            self.domain = MathDomain()
+            self.student = HFStudent.from_pretrained(self.config.student)
+            max_text = 4096
         self.reference = None
         if self.config.rl.kl_coef > 0:
-            self.reference = embedded.load_tiny_student(self.config.student)
+            self.reference = type(self.student)(copy.deepcopy(self.student.model),
+                                                self.student.tokenizer)
         self._base = self.student.snapshot()
         self.hard_set: HardSet | None = None
-        max_text = 64
         text = spaces.Text(max_length=max_text, min_length=0, charset=sorted(CHARSET))
         problem = spaces.Dict({"question": text, "answer": text})
         self.action_space = spaces.Tuple([problem] * self.config.dataset_size)
         self.observation_space = spaces.Dict({
-            "prompt": spaces.Text(max_length=256, min_length=0, charset=sorted(CHARSET)),
+            "prompt": spaces.Text(max_length=1024, min_length=0, charset=sorted(CHARSET)),
             "stats": spaces.Box(-1.0, 1.0, (len(STATS),), dtype=np.float32),
         })
         self._max_text = max_text
@@ -135,13 +146,11 @@ class SoarEnv(gym.Env):
         super().reset(seed=seed)
         cfg = self.config
         if self.hard_set is None:
-            from soar_env import embedded
-
             self.student.restore(self._base)
             self.hard_set = build_hard_set(
-                self.student, self.domain,
-                self.domain.problems(cfg.hard_candidates, embedded.HARD_LENGTHS, seed=cfg.hard_seed),
-                k=cfg.hard_k, seed=cfg.hard_seed, max_new_tokens=self.domain.max_answer_tokens,
+                self.student, _ChatDomain(self.domain, self.student), self._candidates(),
+                k=cfg.hard_k, seed=cfg.hard_seed,
+                max_new_tokens=getattr(self.domain, "max_answer_tokens", cfg.rl.max_new_tokens),
                 progress=True,
             )
             if len(self.hard_set.train) < 1:
@@ -151,6 +160,8 @@ class SoarEnv(gym.Env):
                 )
         self._baseline = self._base
         self.student.restore(self._base)
+        # Compute used is counted per episode (one teacher-training run).
+        self.compute = {"wall_seconds": 0.0, "sampled_tokens": 0, "student_updates": 0}
         if self.reference is not None:
             self.reference.restore(self._base)
         self._promotion = PromotionRule(cfg.tau, cfg.ma_window, cfg.ma_reset_after_promotion)
@@ -282,12 +293,26 @@ class SoarEnv(gym.Env):
         self.student.restore(self._baseline)
         self._baseline_accuracy = self._accuracy(self._reward_questions)
 
+    def _prompt(self, question: str) -> str:
+        """The student prompt, in the student's chat template when it has one."""
+        return self.student.chat_prompt(self.domain.student_prompt(question))
+
+    def _candidates(self) -> list[Problem]:
+        cfg = self.config
+        if cfg.domain == "chain":
+            from soar_env import embedded
+
+            return self.domain.problems(cfg.hard_candidates, embedded.HARD_LENGTHS, seed=cfg.hard_seed)
+        from soar_env.domains.math import load_problems
+
+        return load_problems(cfg.dataset)[: cfg.hard_candidates]
+
     def _seed(self) -> int:
         return int(self.np_random.integers(2**31 - 1))
 
     def _accuracy(self, problems: list[Problem]) -> float:
         cfg, domain, student = self.config, self.domain, self.student
-        prompts = [domain.student_prompt(p.question) for p in problems]
+        prompts = [self._prompt(p.question) for p in problems]
         answers = [p.answer for p in problems]
         if cfg.accuracy == "exact":
             return float(student.exact_pass_at_1(prompts, answers).mean())
@@ -307,7 +332,7 @@ class SoarEnv(gym.Env):
         runs = []
         for _ in range(cfg.inner_runs):
             self.student.restore(self._baseline)
-            trainer = RLOOTrainer(self.student, self.domain.grade_batch, self.domain.student_prompt,
+            trainer = RLOOTrainer(self.student, self.domain.reward_batch, self._prompt,
                                   rl, reference=self.reference, seed=self._seed())
             stats = trainer.train(problems, self._inner_steps)
             after = self._accuracy(self._reward_questions)
@@ -333,7 +358,7 @@ class SoarEnv(gym.Env):
         student.restore(self._baseline)
         s = cfg.intrinsic_samples
         generator = torch.Generator(device=student.device.type).manual_seed(self._seed())
-        rollout = student.sample([domain.student_prompt(p.question) for p in problems], s,
+        rollout = student.sample([self._prompt(p.question) for p in problems], s,
                                  cfg.rl.max_new_tokens, 1.0, generator)
         self.compute["sampled_tokens"] += rollout.num_tokens
         scores = domain.grade_batch(rollout.texts, [p.answer for p in problems for _ in range(s)])
@@ -370,3 +395,16 @@ class SoarEnv(gym.Env):
             len(self._bank) / (cfg.dataset_size * cfg.rounds), self._inner_steps / cfg.max_inner_steps,
         ], dtype=np.float32)
         return {"prompt": self.domain.teacher_prompt, "stats": np.clip(stats, -1.0, 1.0)}
+
+
+class _ChatDomain:
+    """A domain whose student prompts go through the student's chat template (hard sets)."""
+
+    def __init__(self, domain, student):
+        self.domain, self.student = domain, student
+
+    def student_prompt(self, question: str) -> str:
+        return self.student.chat_prompt(self.domain.student_prompt(question))
+
+    def grade_batch(self, completions: list[str], references: list[str]) -> list[float]:
+        return self.domain.grade_batch(completions, references)

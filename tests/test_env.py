@@ -31,7 +31,7 @@ def test_unknown_id_and_bad_config_errors():
         gym.make("SOAR-Nope-v0")
     with pytest.raises(ValueError, match="reward_mode"):
         gym.make("SOAR-Tiny-v0", reward_mode="vibes")
-    with pytest.raises(NotImplementedError, match="SOAR-Tiny-v0"):
+    with pytest.raises(ValueError, match="dataset="):
         gym.make("SOAR-MATH-v0")
 
 

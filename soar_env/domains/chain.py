@@ -189,6 +189,10 @@ class ChainDomain:
     def grade_batch(self, completions: list[str], references: list[str]) -> list[float]:
         return exact_match_scores(completions, references)
 
+    def reward_batch(self, completions: list[str], references: list[str]) -> list[float]:
+        """The student's RL reward: the grade itself (whole-trace exact match)."""
+        return exact_match_scores(completions, references)
+
     # ---- problem sources ----------------------------------------------------------
     def random_chain(
         self, rng: random.Random, length: int, skills: Sequence[str] = SKILLS

@@ -1,7 +1,7 @@
 """The math domain's data: MATH-format files, CHAMP, and the paper's prompts.
 
-Data loading only; grading is ``soar_env.grading.is_correct`` (Math-Verify on the last
-``\\boxed{}``), and the env wiring lives elsewhere.
+Grading is ``soar_env.grading`` (Math-Verify on the last ``\\boxed{}``); ``MathDomain``
+bundles prompts, grading and validation for the environment.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from soar_env.grading import last_boxed
-from soar_env.problems import Problem
+from soar_env.grading import MAX_ANSWER_CHARS, graded_rewards, is_correct_batch, last_boxed
+from soar_env.problems import Problem, strip_boxed
 
 logger = logging.getLogger(__name__)
 
@@ -136,3 +136,45 @@ def _answer_of(row: dict[str, Any]) -> str | None:
         return last_boxed(answer) or answer.strip()  # some files keep the \boxed{} in the answer field
     solution = row.get("solution")
     return last_boxed(solution) if isinstance(solution, str) else None
+
+
+class MathDomain:
+    """Math problems graded with Math-Verify, in the paper's formats (the env's math domain).
+
+    - ``grade_batch``: 1.0 when the last ``\\boxed{}`` verifies against the reference (the
+      accuracy measures and the fail@k filter);
+    - ``reward_batch``: the paper's graded student reward (the inner loop's RLOO reward);
+    - ``validate``: a teacher problem needs a question and a boxed-able answer of at most
+      ``MAX_ANSWER_CHARS`` characters without NUL bytes.
+    """
+
+    name = "math"
+    teacher_prompt = TEACHER_PROMPT
+
+    @staticmethod
+    def student_prompt(question: str) -> str:
+        return math_student_prompt(question)
+
+    @staticmethod
+    def grade_batch(completions: list[str], references: list[str]) -> list[float]:
+        return [float(ok) for ok in is_correct_batch(completions, references)]
+
+    @staticmethod
+    def reward_batch(completions: list[str], references: list[str]) -> list[float]:
+        return graded_rewards(completions, references)
+
+    @staticmethod
+    def validate(question: str, answer: str) -> str | None:
+        if not question.strip():
+            return "question: empty"
+        answer = strip_boxed(answer)
+        if not answer:
+            return "answer: empty"
+        if len(answer) > MAX_ANSWER_CHARS or "\x00" in answer:
+            return f"answer: expects at most {MAX_ANSWER_CHARS} characters without NUL bytes"
+        return None
+
+
+def load_problems(dataset: str | Path) -> list[Problem]:
+    """``'champ'`` for CHAMP, else a MATH-format file (see ``load_math_jsonl``)."""
+    return load_champ() if str(dataset).lower() == "champ" else load_math_jsonl(dataset)

@@ -1,0 +1,61 @@
+"""SOAR-MATH-v0 end to end on CPU: a small Llama built locally, a MATH-format file, Math-Verify."""
+
+import json
+
+import gymnasium as gym
+import pytest
+from conftest import build_chat_llama
+from gymnasium.utils.env_checker import check_env
+
+import soar_env  # noqa: F401
+from soar_env.rl import RLOOConfig
+
+PROBLEMS = [
+    ("What is $1+1$?", "The sum is $\\boxed{2}$."),
+    ("Compute $\\frac{1}{2}+\\frac{1}{4}$.", "It is $\\boxed{\\frac{3}{4}}$."),
+    ("Solve $x^2=9$ for $x>0$.", "$\\boxed{3}$"),
+    ("What is $2^{10}$?", "$\\boxed{1024}$"),
+    ("Simplify $\\sqrt{8}$.", "$\\boxed{2\\sqrt{2}}$"),
+    ("What is $7 \\cdot 6$?", "$\\boxed{42}$"),
+]
+
+
+@pytest.fixture(scope="module")
+def math_setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("math")
+    data = root / "math_test.jsonl"
+    data.write_text("".join(json.dumps({"problem": q, "solution": s, "level": "Level 5"}) + "\n"
+                            for q, s in PROBLEMS))
+    return str(build_chat_llama(root / "llama")), str(data)
+
+
+def _make(student, dataset, **extra):
+    fast = dict(student=student, dataset=dataset, hard_k=2, reward_questions=2, dataset_size=2,
+                inner_steps=1, group_size=2, rounds=2, accuracy="greedy",
+                rl=RLOOConfig(questions_per_step=2, samples_per_question=2, max_new_tokens=6))
+    return gym.make("SOAR-MATH-v0", **{**fast, **extra})
+
+
+def test_math_env_reset_and_step(math_setup):
+    env = _make(*math_setup)
+    obs, info = env.reset(seed=0)
+    assert "<question>" in obs["prompt"] and "\\boxed" in obs["prompt"]
+    assert info["hard_set"]["candidates"] == 6  # a random model solves nothing: all hard
+    raw = ("<question>What is $3+4$?</question><answer>\\boxed{7}</answer>"
+           "<question>Half of $10$?</question><answer>\\boxed{5}</answer><question>broken")
+    obs, reward, terminated, truncated, info = env.step(raw)
+    assert info["valid_problems"] == 2 and info["invalid_problems"] == 1
+    assert reward == pytest.approx(info["run_rewards"][0]) and not terminated
+    _, reward, _, _, info = env.step([("Empty answer?", "\\boxed{}"), ("", "1")])
+    assert info["valid_problems"] == 0 and reward == 0.0
+
+
+def test_math_env_passes_check_env(math_setup):
+    check_env(_make(*math_setup, timing_in_info=False).unwrapped)
+
+
+def test_math_config_errors(math_setup):
+    with pytest.raises(ValueError, match="accuracy='exact'"):
+        _make(*math_setup, accuracy="exact")
+    with pytest.raises(FileNotFoundError):
+        gym.make("SOAR-MATH-v0", student=math_setup[0], dataset="/nonexistent/math.jsonl").reset(seed=0)
