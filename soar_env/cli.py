@@ -39,6 +39,27 @@ def _stones(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hardset(args: argparse.Namespace) -> int:
+    import gymnasium as gym
+
+    import soar_env  # noqa: F401  (registers the ids)
+
+    overrides = {"hard_k": args.k, "hard_seed": args.seed}
+    for name in ("student", "dataset", "hard_candidates"):
+        if getattr(args, name) is not None:
+            overrides[name] = getattr(args, name)
+    env = gym.make(args.env, **overrides)
+    env.reset(seed=args.seed)  # builds the hard set (progress bar) or reads it from the cache
+    hard_set = env.unwrapped.hard_set
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(hard_set.to_json())
+    meta = hard_set.meta
+    print(f"{args.env}: {meta['hard']} of {meta['candidates']} candidates failed all {meta['k']} "
+          f"tries ({len(hard_set.train)} train / {len(hard_set.test)} test); wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="soar-env", description="SOAR as a Gymnasium environment")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -52,6 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     stones.add_argument("--model", default=None, help="model folder (default: the shipped one)")
     stones.add_argument("--out", default="runs/stepping_stones", help="output folder")
     stones.set_defaults(func=_stones)
+    hardset = sub.add_parser("hardset", help="build (or read from cache) an env's fail@k hard set")
+    hardset.add_argument("--env", default="SOAR-Tiny-v0", help="registered env id")
+    hardset.add_argument("--student", default=None, help="model folder or hub id")
+    hardset.add_argument("--dataset", default=None, help="math: MATH-format file or 'champ'")
+    hardset.add_argument("-k", type=int, default=128, help="fail@k filter (default 128)")
+    hardset.add_argument("--seed", type=int, default=0, help="split seed")
+    hardset.add_argument("--hard-candidates", type=int, default=None)
+    hardset.add_argument("--out", default="runs/hardset.json", help="where to write the JSON")
+    hardset.set_defaults(func=_hardset)
     args = parser.parse_args(argv)
     return args.func(args)
 

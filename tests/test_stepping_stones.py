@@ -18,3 +18,14 @@ def test_stones_command_end_to_end(tmp_path, capsys):
     assert summary["inner"]["hard"]["gains"] == [0.0]
     printed = capsys.readouterr().out
     assert "Stepping stones" in printed and printed.strip().splitlines()[-1].startswith("{")
+
+
+def test_hardset_command_writes_a_split(tmp_path, capsys):
+    from soar_env.hardset import HardSet
+
+    out = tmp_path / "hard.json"
+    main(["hardset", "--env", "SOAR-Tiny-v0", "-k", "8", "--hard-candidates", "12", "--out", str(out)])
+    hard = HardSet.from_json(out.read_text())
+    assert hard.meta["k"] == 8 and hard.meta["candidates"] == 12
+    assert len(hard.train) + len(hard.test) == hard.meta["hard"] > 0
+    assert "failed all 8 tries" in capsys.readouterr().out
