@@ -78,12 +78,14 @@ class SoarEnv(gym.Env):
     ## Arguments
     ``gym.make("SOAR-Tiny-v0", **overrides)`` with any ``SoarConfig`` field, e.g.
     ``reward_mode="learnability"``, ``rl=RLOOConfig(...)``; or ``config=SoarConfig(...)``;
-    ``preset`` ('tiny' or 'paper') picks the defaults. ``timing_in_info=False`` leaves
+    ``preset`` ('tiny' or 'paper') picks the defaults. The math ids (SOAR-MATH-v0,
+    SOAR-HARP-v0, SOAR-CHAMP-v0) need ``student=`` (folder or hub id) and, except CHAMP,
+    ``dataset=`` (a MATH-format file). ``timing_in_info=False`` leaves
     wall-clock seconds out of ``info`` (they differ between identical runs, so Gymnasium's
     determinism check fails with them); they are always on ``env.unwrapped.compute``.
 
     ## Version History
-    * v0: initial version.
+    * v0: initial version (SOAR-Tiny-v0, SOAR-MATH-v0, SOAR-HARP-v0, SOAR-CHAMP-v0).
     """
 
     metadata = {"render_modes": []}
