@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import string
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -150,7 +151,9 @@ class SoarEnv(gym.Env):
         if self.hard_set is None:
             self.student.restore(self._base)
             self.hard_set = build_hard_set(
-                self.student, _ChatDomain(self.domain, self.student), self._candidates(),
+                self.student,
+                SimpleNamespace(student_prompt=self._prompt, grade_batch=self.domain.grade_batch),
+                self._candidates(),
                 k=cfg.hard_k, seed=cfg.hard_seed,
                 max_new_tokens=getattr(self.domain, "max_answer_tokens", cfg.rl.max_new_tokens),
                 progress=True,
@@ -196,7 +199,7 @@ class SoarEnv(gym.Env):
         intrinsic = cfg.reward_mode in INTRINSIC
         grounded = None
         if problems and (not intrinsic or cfg.measure_grounded):
-            grounded, runs = self._grounded(problems, info)
+            grounded, median = self._grounded(problems, info)
         if intrinsic:
             reward = self._intrinsic(problems, info) if problems else cfg.floor_reward
             if grounded is not None:
@@ -204,8 +207,11 @@ class SoarEnv(gym.Env):
         else:
             reward = grounded if grounded is not None else cfg.floor_reward
             if grounded is not None and (self._best is None or reward > self._best[0]):
-                # Keep only the round's best dataset and its median student (promotion).
-                self._best = (reward, problems, runs)
+                # Keep only the round's best dataset and its median student (promotion). The
+                # last run's weights are still live: copy them only now that they may be needed.
+                if median["snapshot"] is None:
+                    median["snapshot"] = self.student.snapshot()
+                self._best = (reward, problems, median)
         self._round_rewards.append(reward)
         self._last_reward = reward
         self._pos += 1
@@ -328,11 +334,16 @@ class SoarEnv(gym.Env):
         scores = domain.grade_batch(rollout.texts, [a for a in answers for _ in range(samples)])
         return float(np.mean(scores))
 
-    def _grounded(self, problems: list[Problem], info: dict) -> tuple[float, list]:
+    def _grounded(self, problems: list[Problem], info: dict) -> tuple[float, dict]:
+        """Mean reward of r inner runs, and the median run (the promotion candidate).
+
+        Each run but the last keeps a copy of its weights for the median choice; the last
+        run's weights stay live in the student (snapshot None) until ``step`` restores it.
+        """
         cfg = self.config
         rl = cfg.rl
         runs = []
-        for _ in range(cfg.inner_runs):
+        for j in range(cfg.inner_runs):
             self.student.restore(self._baseline)
             trainer = RLOOTrainer(self.student, self.domain.reward_batch, self._prompt,
                                   rl, reference=self.reference, seed=self._seed())
@@ -343,7 +354,7 @@ class SoarEnv(gym.Env):
             runs.append({
                 "reward": after - self._baseline_accuracy, "accuracy_after": after,
                 "train_reward": [s["reward"] for s in stats],
-                "snapshot": self.student.snapshot(),
+                "snapshot": self.student.snapshot() if j < cfg.inner_runs - 1 else None,
             })
         info["run_rewards"] = [r["reward"] for r in runs]
         info["accuracy_after"] = [r["accuracy_after"] for r in runs]
@@ -351,7 +362,7 @@ class SoarEnv(gym.Env):
         info["train_reward_last"] = [r["train_reward"][-1] for r in runs]
         # The median-reward run (lower median for even r) is the promotion candidate.
         median = sorted(runs, key=lambda r: r["reward"])[(len(runs) - 1) // 2]
-        return float(np.mean(info["run_rewards"])), [median]
+        return float(np.mean(info["run_rewards"])), median
 
     def _intrinsic(self, problems: list[Problem], info: dict) -> float:
         import torch
@@ -376,7 +387,7 @@ class SoarEnv(gym.Env):
         out = {"round_mean_reward": round_mean,
                "moving_average": self._promotion.moving_average, "promoted": promote}
         if promote:
-            _, dataset, (median,) = self._best
+            _, dataset, median = self._best
             self._baseline = median["snapshot"]
             if self.reference is not None and cfg.kl_reference == "baseline":
                 self.reference.restore(self._baseline)
@@ -398,15 +409,3 @@ class SoarEnv(gym.Env):
         ], dtype=np.float32)
         return {"prompt": self.domain.teacher_prompt, "stats": np.clip(stats, -1.0, 1.0)}
 
-
-class _ChatDomain:
-    """A domain whose student prompts go through the student's chat template (hard sets)."""
-
-    def __init__(self, domain, student):
-        self.domain, self.student = domain, student
-
-    def student_prompt(self, question: str) -> str:
-        return self.student.chat_prompt(self.domain.student_prompt(question))
-
-    def grade_batch(self, completions: list[str], references: list[str]) -> list[float]:
-        return self.domain.grade_batch(completions, references)

@@ -82,12 +82,14 @@ def success_counts(
     return counts
 
 
-def cache_key(weights_hash: str, problems: Sequence[Problem], k: int, seed: int,
-              temperature: float, max_new_tokens: int) -> str:
+def cache_key(weights_hash: str, prompts: Sequence[str], answers: Sequence[str], k: int,
+              seed: int, temperature: float, max_new_tokens: int) -> str:
+    """Keyed by the prompts the student sees, not only the questions: a changed prompt
+    format or chat template is a different hard set."""
     digest = hashlib.sha256()
     digest.update(json.dumps([weights_hash, k, seed, temperature, max_new_tokens]).encode())
-    for p in problems:
-        digest.update(json.dumps([p.question, p.answer]).encode())
+    for prompt, answer in zip(prompts, answers):
+        digest.update(json.dumps([prompt, answer]).encode())
     return digest.hexdigest()[:24]
 
 
@@ -104,15 +106,16 @@ def build_hard_set(
 ) -> HardSet:
     """Keep the candidates with 0 successes in k samples; seeded 50/50 train/test split.
 
-    Cached under ``cache_dir`` keyed by the student's weights hash, the candidates, k, seed
-    and the sampling settings; a cache hit does no sampling. Pass ``cache_dir=False``-y
-    values other than None to choose a folder; None uses ``default_cache_dir()``.
+    Cached under ``cache_dir`` (None: ``default_cache_dir()``) keyed by the student's
+    weights hash, the candidates' prompts and answers, k, seed and the sampling settings; a
+    cache hit does no sampling.
     """
     if k < 1:
         raise ValueError(f"k expects >= 1, actual {k}")
     if not candidates:
         raise ValueError("Expects candidate problems to filter, actual none")
-    key = cache_key(student.weights_hash(), candidates, k, seed, temperature, max_new_tokens)
+    key = cache_key(student.weights_hash(), [domain.student_prompt(p.question) for p in candidates],
+                    [p.answer for p in candidates], k, seed, temperature, max_new_tokens)
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     file = path / f"hardset-{key}.json"
     if file.exists():

@@ -145,9 +145,11 @@ def test_accuracy_measures():
     assert info["baseline_accuracy"] > 0.3
 
 
-def test_forced_high_rewards_promote_the_median_student():
+@pytest.mark.parametrize("inner_runs", [1, 3])
+def test_forced_high_rewards_promote_the_median_student(inner_runs):
     # tau below any possible reward: every full window promotes.
-    env = gym.make("SOAR-Tiny-v0", **{**FAST, "tau": -1.0, "ma_window": 1, "rounds": 3})
+    env = gym.make("SOAR-Tiny-v0", **{**FAST, "tau": -1.0, "ma_window": 1, "rounds": 3,
+                                      "inner_runs": inner_runs})
     env.reset(seed=0)
     unwrapped = env.unwrapped
     base_hash = unwrapped.student.weights_hash()
@@ -160,8 +162,13 @@ def test_forced_high_rewards_promote_the_median_student():
     unwrapped.student.restore(unwrapped.baseline)
     assert unwrapped.student.weights_hash() != base_hash
     assert infos[2]["inner_steps"] == FAST["inner_steps"] + 5
-    best = max(infos[0]["run_rewards"][0], infos[1]["run_rewards"][0])
+    best = max(np.mean(infos[0]["run_rewards"]), np.mean(infos[1]["run_rewards"]))
     assert infos[1]["promoted_reward"] == pytest.approx(best)
+    # The new baseline is the median run of the best dataset: round 1's baseline accuracy is
+    # that run's accuracy after training (FAST's Q_R is the whole 16-question D_train).
+    best_info = max(infos[:2], key=lambda i: np.mean(i["run_rewards"]))
+    median_after = sorted(best_info["accuracy_after"])[(inner_runs - 1) // 2]
+    assert infos[2]["baseline_accuracy"] == pytest.approx(median_after, rel=1e-5)
 
 
 def test_no_promotion_below_tau(env):

@@ -60,3 +60,17 @@ def test_bad_arguments(student, domain):
         build_hard_set(student, domain, [], k=4)
     with pytest.raises(ValueError, match="k expects"):
         build_hard_set(student, domain, domain.problems(1, [1], seed=0), k=0)
+
+
+def test_cache_key_follows_the_prompt_format(student, domain, candidates, tmp_path):
+    """A changed prompt format (or chat template) is a different hard set, not a cache hit."""
+    from types import SimpleNamespace
+
+    first = build_hard_set(student, domain, candidates[4:8], k=4, seed=0, max_new_tokens=44,
+                           cache_dir=tmp_path)
+    reformatted = SimpleNamespace(student_prompt=lambda q: " " + domain.student_prompt(q),
+                                  grade_batch=domain.grade_batch)
+    second = build_hard_set(student, reformatted, candidates[4:8], k=4, seed=0, max_new_tokens=44,
+                            cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("hardset-*.json"))) == 2
+    assert first.meta["key"] != second.meta["key"]
