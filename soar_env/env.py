@@ -14,7 +14,7 @@ from gymnasium import spaces
 
 from soar_env.config import PRESETS, SoarConfig
 from soar_env.hardset import HardSet, build_hard_set
-from soar_env.problems import Problem, parse_tagged, strip_boxed
+from soar_env.problems import Problem, last_boxed, parse_tagged
 from soar_env.promotion import PromotedBank, PromotionRule
 from soar_env.rewards import INTRINSIC, intrinsic_reward
 from soar_env.rl import RLOOTrainer
@@ -235,20 +235,28 @@ class SoarEnv(gym.Env):
         """Valid problems and one error message per invalid one; ValueError on bad types."""
         if isinstance(action, str):
             pairs, broken = parse_tagged(action)
-            items = [(q, strip_boxed(a)) for q, a in pairs]
             errors = ["raw text: incomplete <question>/<answer> pair"] * broken
+            # The paper's format boxes the answer; a pair without \boxed{} is malformed.
+            items = [(q, last_boxed(a)) for q, a in pairs if last_boxed(a) is not None]
+            errors += ["raw text: answer without \\boxed{}"] * (len(pairs) - len(items))
         else:
             items, errors = self._items_from(action), []
-        problems = []
+        candidates = []
         for question, answer in items:
             if not question.strip() or not answer.strip():
                 errors.append("empty question or answer")
-                continue
-            why = self.domain.validate(question, answer)
+            else:
+                candidates.append((question, answer.strip()))
+        if hasattr(self.domain, "validate_batch"):  # e.g. Math-Verify parsing, in one batch
+            reasons = self.domain.validate_batch(candidates)
+        else:
+            reasons = [self.domain.validate(q, a) for q, a in candidates]
+        problems = []
+        for (question, answer), why in zip(candidates, reasons):
             if why:
                 errors.append(why)
             else:
-                problems.append(Problem(question, answer.strip()))
+                problems.append(Problem(question, answer))
         return problems, errors
 
     def _items_from(self, action) -> list[tuple[str, str]]:

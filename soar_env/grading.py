@@ -116,6 +116,33 @@ def is_correct_batch(
     return [bool(v) for v in verdicts]
 
 
+def parses_batch(answers: Sequence[str], timeout: float = 2.0) -> list[bool]:
+    """Whether Math-Verify parses each answer (plain or boxed) into a math object.
+
+    Math-Verify falls back to the raw string when its LaTeX and expression parsers fail
+    (``\\frac{1}{``, ``\\sqrt``, ``???``); such an answer could only ever be string-matched,
+    so a teacher answer counts as parseable only when a math object comes back. Empty,
+    over-long and NUL-byte answers are not parsed at all. Runs in the same bounded worker
+    pool as ``is_correct_batch``.
+    """
+    if not timeout > 0:
+        raise ValueError(f"Expects a timeout > 0 seconds, actual {timeout}")
+    verdicts: list[bool | None] = []
+    todo: dict[int, tuple[str, None]] = {}
+    for i, answer in enumerate(answers):
+        gold = _reference_answer(answer)
+        if not gold or len(gold) > MAX_ANSWER_CHARS or "\x00" in gold:
+            verdicts.append(False)
+        else:
+            verdicts.append(None)
+            todo[i] = (gold, None)
+    if todo:
+        with _lock:
+            for i, verdict in zip(todo, _run(list(todo.values()), timeout)):
+                verdicts[i] = verdict
+    return [bool(v) for v in verdicts]
+
+
 def graded_reward(
     completion: str, reference: str, scores: Sequence[float] = REWARD_SCORES, timeout: float = 2.0
 ) -> float:
@@ -186,13 +213,16 @@ def _ping() -> None:
     """A no-op task: submitting it makes the pool start a worker now."""
 
 
-def _verdict(job: int, gold: str, pred: str) -> bool:
-    """Math-Verify on ``pred`` against ``gold``; runs in a worker."""
+def _verdict(job: int, gold: str, pred: str | None) -> bool:
+    """Math-Verify on ``pred`` against ``gold``, or (``pred`` None) whether ``gold`` parses
+    to a math object; runs in a worker."""
     _worker_started.put((job, os.getpid()))  # a synchronous pipe write: the parent's clock starts
     from math_verify import parse, verify
 
     try:
         gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=None)
+        if pred is None:
+            return any(not isinstance(item, str) for item in gold_parsed)
         pred_parsed = parse(f"\\boxed{{{pred}}}", parsing_timeout=None)
         return bool(gold_parsed and pred_parsed and verify(gold_parsed, pred_parsed, timeout_seconds=None))
     except Exception:  # MemoryError and RecursionError included: a wrong answer, not a crash

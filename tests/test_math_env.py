@@ -48,6 +48,14 @@ def test_math_env_reset_and_step(math_setup):
     assert reward == pytest.approx(info["run_rewards"][0]) and not terminated
     _, reward, _, _, info = env.step([("Empty answer?", "\\boxed{}"), ("", "1")])
     assert info["valid_problems"] == 0 and reward == 0.0
+    # The paper's rejections: no \boxed in the raw format, an answer Math-Verify cannot parse.
+    raw = ("<question>Unboxed?</question><answer>7</answer>"
+           "<question>Broken LaTeX?</question><answer>\\boxed{\\sqrt}</answer>"
+           "<question>Fine?</question><answer>\\boxed{\\frac{1}{2}}</answer>")
+    _, _, _, _, info = env.step(raw)
+    assert info["valid_problems"] == 1 and info["invalid_problems"] == 2
+    assert any("boxed" in e for e in info["parse_errors"])
+    assert any("Math-Verify cannot parse" in e for e in info["parse_errors"])
 
 
 def test_math_env_passes_check_env(math_setup):

@@ -7,8 +7,23 @@ import time
 
 import pytest
 
-from soar_env.domains.math import TEACHER_PROMPT, load_champ, load_math_jsonl, math_student_prompt
-from soar_env.grading import graded_reward, graded_rewards, is_correct, is_correct_batch, last_boxed
+from soar_env.domains.math import (
+    TEACHER_PROMPT,
+    MathDomain,
+    load_champ,
+    load_math_jsonl,
+    load_olympiadbench,
+    load_problems,
+    math_student_prompt,
+)
+from soar_env.grading import (
+    graded_reward,
+    graded_rewards,
+    is_correct,
+    is_correct_batch,
+    last_boxed,
+    parses_batch,
+)
 from soar_env.problems import parse_tagged
 
 SLOW_S = 4.0  # a verdict's 2 s budget, plus a pool restart on 2 loaded cores
@@ -222,3 +237,60 @@ def test_prompts():
     # The format line is the only tagged pair: the prompt carries no example problem.
     pairs, _ = parse_tagged(TEACHER_PROMPT)
     assert pairs == [("the problem statement", "\\boxed{the final answer}")]
+
+
+def test_parses_batch_needs_a_math_object():
+    answers = ["3", "\\frac{1}{2}", "\\boxed{x^2+1}", "[0, 1)", "\\frac{1}{", "\\sqrt", "???", "", "1\x00"]
+    assert parses_batch(answers) == [True] * 4 + [False] * 5
+
+
+def test_math_domain_validate_batch():
+    reasons = MathDomain.validate_batch([("Q?", "\\boxed{5}"), ("Q?", "\\frac{1}{"), ("", "5")])
+    assert reasons[0] is None
+    assert reasons[1] == "answer: Math-Verify cannot parse it"
+    assert reasons[2] == "question: empty"
+
+
+OLYMPIAD_ROWS = [
+    {"id": 1, "question": "Find $x$ with $2x=1$.", "final_answer": ["$\\frac{1}{2}$"], "language": "English",
+     "modality": "Text-only", "subject": "Math", "question_type": "Open-ended", "subfield": "Algebra"},
+    {"id": 2, "question": "Find all $a, b$.", "final_answer": ["$1$", "$2$"], "language": "English",
+     "modality": "Text-only", "subject": "Math", "question_type": "Open-ended",
+     "context": "Let $a<b$ be positive integers."},
+    {"id": 3, "question": "Chinese row", "final_answer": ["$3$"], "language": "Chinese",
+     "modality": "Text-only", "subject": "Math", "question_type": "Open-ended"},
+    {"id": 4, "question": "See the figure.", "final_answer": ["$4$"], "language": "English",
+     "modality": "Multimodal", "subject": "Math", "question_type": "Open-ended", "image_1": "<img>"},
+    {"id": 5, "question": "Prove it.", "final_answer": None, "language": "English",
+     "modality": "Text-only", "subject": "Math", "question_type": "Theorem proof"},
+    {"id": 6, "question": "A ball falls.", "final_answer": ["$9.8$"], "language": "English",
+     "modality": "Text-only", "subject": "Physics", "question_type": "Open-ended"},
+]
+
+
+def test_load_olympiadbench_keeps_english_text_only_math(tmp_path):
+    path = tmp_path / "olympiad.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in OLYMPIAD_ROWS))
+    problems = load_olympiadbench(path)
+    assert [p.metadata["unique_id"] for p in problems] == [1, 2]
+    assert problems[0].answer == "\\frac{1}{2}" and problems[1].answer == "1, 2"
+    assert problems[1].question == "Let $a<b$ be positive integers.\nFind all $a, b$."
+    assert problems[0].metadata["source"] == "olympiadbench"
+    # load_problems recognises the format by its final_answer field.
+    assert [p.answer for p in load_problems(path)] == ["\\frac{1}{2}", "1, 2"]
+    path.write_text(json.dumps(OLYMPIAD_ROWS[2:]))
+    with pytest.raises(ValueError, match="none of 4"):
+        load_olympiadbench(path)
+
+
+def test_load_problems_hub_id_offline_gives_one_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOAR_ENV_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="Pass a local JSONL"):
+        load_problems("nobody/no-such-dataset:test")
+    # A cached copy is used without the hub.
+    cached = tmp_path / "datasets" / "nobody__no-such-dataset__default__test.jsonl"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(json.dumps({"problem": "1+1?", "answer": "2"}) + "\n")
+    assert [p.answer for p in load_problems("nobody/no-such-dataset:test")] == ["2"]

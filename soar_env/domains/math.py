@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from soar_env.grading import MAX_ANSWER_CHARS, graded_rewards, is_correct_batch, last_boxed
+from soar_env.grading import MAX_ANSWER_CHARS, graded_rewards, is_correct_batch, last_boxed, parses_batch
 from soar_env.problems import Problem, strip_boxed
 
 logger = logging.getLogger(__name__)
@@ -145,7 +145,9 @@ class MathDomain:
       accuracy measures and the fail@k filter);
     - ``reward_batch``: the paper's graded student reward (the inner loop's RLOO reward);
     - ``validate``: a teacher problem needs a question and a boxed-able answer of at most
-      ``MAX_ANSWER_CHARS`` characters without NUL bytes.
+      ``MAX_ANSWER_CHARS`` characters without NUL bytes;
+    - ``validate_batch``: ``validate``, then the paper's last check, in one bounded batch:
+      Math-Verify must parse the answer into a math object.
     """
 
     name = "math"
@@ -174,7 +176,123 @@ class MathDomain:
             return f"answer: expects at most {MAX_ANSWER_CHARS} characters without NUL bytes"
         return None
 
+    @classmethod
+    def validate_batch(cls, pairs: list[tuple[str, str]]) -> list[str | None]:
+        reasons = [cls.validate(q, a) for q, a in pairs]
+        todo = [i for i, why in enumerate(reasons) if why is None]
+        for i, ok in zip(todo, parses_batch([pairs[i][1] for i in todo])):
+            if not ok:
+                reasons[i] = "answer: Math-Verify cannot parse it"
+        return reasons
+
+
+def load_olympiadbench(path: str | Path) -> list[Problem]:
+    """OlympiadBench's English, text-only, auto-verifiable problems from a local file.
+
+    Rows as in the official release (and the ``Hothan/OlympiadBench`` hub copy): ``question``,
+    ``final_answer`` (a list of strings, ``$``-delimited), optional ``context``, ``language``,
+    ``modality``/``image_*``, ``subject`` and ``question_type``. Kept: English rows without an
+    image whose subject is math (when given) and whose question type is open-ended with a
+    final answer (theorem proving has none). Several final answers are joined with ", ".
+    The paper uses it as a held-out evaluation set (158/158 after fail@128).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: no row is usable, or a row is not an object with a ``question``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Expects an OlympiadBench file (JSONL, JSON list or parquet), actual {path}")
+    rows = _read_rows(path)
+    problems = []
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or not isinstance(row.get("question"), str):
+            raise ValueError(
+                f"Expects row {n} of {path} to be an object with a 'question', actual {row!r:.200}"
+            )
+        if not _olympiad_usable(row):
+            continue
+        answers = row.get("final_answer")
+        answers = [answers] if isinstance(answers, str) else list(answers)
+        answer = ", ".join(a.strip().strip("$").strip() for a in answers)
+        context = row.get("context")
+        question = row["question"].strip()
+        if isinstance(context, str) and context.strip():  # shared context of a multi-part problem
+            question = f"{context.strip()}\n{question}"
+        metadata = {"unique_id": row.get("id"), "subject": row.get("subfield") or row.get("subject"),
+                    "source": "olympiadbench"}
+        problems.append(Problem(question, answer, {k: v for k, v in metadata.items() if v is not None}))
+    if not problems:
+        raise ValueError(
+            f"Expects English text-only rows with a 'final_answer' in {path}, actual none of {len(rows)}"
+        )
+    logger.info("OlympiadBench: kept %d of %d rows of %s", len(problems), len(rows), path)
+    return problems
+
+
+def _olympiad_usable(row: dict[str, Any]) -> bool:
+    answers = row.get("final_answer")
+    if isinstance(answers, str):
+        answers = [answers]
+    if answers is None or not len(answers) or not all(isinstance(a, str) and a.strip() for a in answers):
+        return False
+    if str(row.get("language", "English")).lower() not in ("english", "en"):
+        return False
+    modality = str(row.get("modality", "text-only")).lower()
+    if any(row.get(f"image_{i}") for i in range(1, 10)) or "text-only" not in modality:
+        return False
+    if "math" not in str(row.get("subject", "math")).lower():
+        return False
+    kind = str(row.get("question_type", "")).lower()
+    return "proof" not in kind and "theorem" not in kind
+
 
 def load_problems(dataset: str | Path) -> list[Problem]:
-    """``'champ'`` for CHAMP, else a MATH-format file (see ``load_math_jsonl``)."""
-    return load_champ() if str(dataset).lower() == "champ" else load_math_jsonl(dataset)
+    """Problems from ``dataset``: ``'champ'``, a local file, or (online) a hub dataset id.
+
+    A local file is read as OlympiadBench when its rows have ``final_answer``, else as
+    MATH-format (``problem`` + ``answer`` or ``solution``; HARP's rows have this shape).
+    A string that is not an existing path is tried as a ``datasets`` hub id
+    (``"id"``, ``"id:split"`` or ``"id:config:split"``, default split ``test``), saved once as
+    JSONL under ``$SOAR_ENV_CACHE/datasets``; offline this fails with an error that says how
+    to pass a local file. E.g. ``"Hothan/OlympiadBench:OE_TO_maths_en_COMP:train"``.
+    """
+    if str(dataset).lower() == "champ":
+        return load_champ()
+    path = Path(dataset)
+    if not path.exists() and not str(dataset).startswith((".", "/", "~")) and "/" in str(dataset):
+        path = _hub_file(str(dataset))
+    if not path.is_file():
+        return load_math_jsonl(path)  # its error names the expected formats
+    rows = _read_rows(path)
+    first = rows[0] if rows and isinstance(rows[0], dict) else {}
+    return load_olympiadbench(path) if "final_answer" in first else load_math_jsonl(path)
+
+
+def _hub_file(dataset_id: str) -> Path:
+    """Download a hub dataset split to a local JSONL file (cached) and return its path."""
+    import os
+
+    name, *rest = dataset_id.split(":")
+    config, split = (None, *rest) if len(rest) < 2 else rest[:2]
+    split = split or "test"
+    cache = Path(os.environ.get("SOAR_ENV_CACHE", Path.home() / ".cache" / "soar_env")) / "datasets"
+    out = cache / f"{name.replace('/', '__')}__{config or 'default'}__{split}.jsonl"
+    if out.is_file():
+        return out
+    try:
+        import datasets
+
+        rows = datasets.load_dataset(name, config, split=split)
+    except Exception as err:  # ImportError, offline, unknown id: one clear message
+        raise FileNotFoundError(
+            f"Could not load the dataset {dataset_id!r} from the hub ({type(err).__name__}: "
+            f"{str(err)[:160]}). Pass a local JSONL/JSON/parquet file instead, e.g. "
+            f"`python -c \"import datasets; datasets.load_dataset('{name}', {config!r}, split='{split}')"
+            f".to_json('/data/{name.split('/')[-1]}.jsonl')\"` on a machine with network."
+        ) from err
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    rows.to_json(str(tmp))
+    tmp.replace(out)
+    return out
