@@ -1,5 +1,72 @@
 """Teacher agents for soar-env, installed as ``soar_agents``.
 
-Agents import ``soar_env``; ``soar_env`` never imports agents. The teachers (SOAR
-meta-learner, intrinsic-reward teachers, baselines, SB3) land with the agents issue.
+Agents import ``soar_env``; ``soar_env`` never imports agents. Every teacher implements
+``Teacher`` (propose datasets from an observation, learn from a round's rewards) and
+``train_teacher`` runs any of them on any registered env:
+
+    from soar_agents import make_teacher, train_teacher
+    history = train_teacher(make_teacher("soar"), "SOAR-Tiny-v0", rounds=20, log_dir="runs/soar")
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from .loop import make_teacher_env, train_teacher
+from .protocol import Teacher
+
+TEACHERS = (
+    "soar",
+    "learnability",
+    "rzero",
+    "azr",
+    "sqlm",
+    "spice",
+    "base",
+    "random",
+    "hard-only",
+    "curriculum",
+    "bandit",
+    "sb3-ppo",
+)
+"""Names ``make_teacher`` knows."""
+
+
+def make_teacher(name: str, **kwargs: Any) -> Teacher:
+    """A teacher by name (see ``TEACHERS``); ``kwargs`` go to its constructor."""
+    if name == "soar":
+        from .soar_teacher import SoarTeacher
+
+        return SoarTeacher(**kwargs)
+    if name == "base":
+        from .soar_teacher import BaseTeacher
+
+        return BaseTeacher(**kwargs)
+    if name in ("learnability", "rzero", "azr", "sqlm", "spice"):
+        from .intrinsic_teacher import IntrinsicTeacher
+
+        return IntrinsicTeacher(name, **kwargs)
+    if name == "random":
+        from .random_teacher import RandomTeacher
+
+        return RandomTeacher(**kwargs)
+    if name == "hard-only":
+        from .hard_only import HardOnlyTeacher
+
+        return HardOnlyTeacher(**kwargs)
+    if name == "curriculum":
+        from .curriculum_teacher import CurriculumTeacher
+
+        return CurriculumTeacher(**kwargs)
+    if name == "bandit":
+        from .bandit_teacher import BanditTeacher
+
+        return BanditTeacher(**kwargs)
+    if name == "sb3-ppo":
+        from .sb3_teacher import Sb3Teacher
+
+        return Sb3Teacher(**kwargs)
+    raise ValueError(f"Expects a teacher name in {TEACHERS}, actual {name!r}")
+
+
+__all__ = ["TEACHERS", "Teacher", "make_teacher", "make_teacher_env", "train_teacher"]

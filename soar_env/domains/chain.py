@@ -176,6 +176,41 @@ class ChainDomain:
             return f"answer: expects {chain.length} comma-separated digits, actual {answer[:50]!r}"
         return None
 
+    def profile(self, questions: Sequence[str]) -> dict[str, float]:
+        """What a teacher proposes, as fractions: chain-length buckets and skills.
+
+        Keys: ``length_1_3``, ``length_4_6``, ``length_7_12``, ``length_13_20`` (of the
+        parseable questions), ``mean_length``, ``length_entropy`` and ``skill_entropy``
+        (bits; the maxima are log2(20) = 4.32 and log2(3) = 1.585), ``skill_+`` etc.
+        """
+        import math
+        from collections import Counter
+
+        chains = []
+        for question in questions:
+            try:
+                chains.append(self.parse_question(question))
+            except ValueError:
+                continue
+        if not chains:
+            return {}
+        lengths = Counter(c.length for c in chains)
+        skills = Counter(op for c in chains for op, _ in c.steps)
+
+        def entropy(counts: Counter) -> float:
+            total = sum(counts.values())
+            return -sum(v / total * math.log2(v / total) for v in counts.values() if v)
+
+        def share(lo: int, hi: int) -> float:
+            return sum(v for k, v in lengths.items() if lo <= k <= hi) / len(chains)
+
+        out = {"length_1_3": share(1, 3), "length_4_6": share(4, 6), "length_7_12": share(7, 12),
+               "length_13_20": share(13, self.max_len),
+               "mean_length": sum(c.length for c in chains) / len(chains),
+               "length_entropy": entropy(lengths), "skill_entropy": entropy(skills)}
+        out.update({f"skill_{op}": skills[op] / max(1, sum(skills.values())) for op in SKILLS})
+        return out
+
     def is_correct(self, question: str, answer: str) -> bool:
         """Whether a valid problem's answer is the true trace."""
         return self.solve(question) == answer.strip()

@@ -1,0 +1,53 @@
+"""Run logs: one CSV row and one TensorBoard point per round, keys grouped like cleanrl's."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+
+class RunLogger:
+    """Writes ``rounds.csv`` and TensorBoard events under ``log_dir``.
+
+    Keys are grouped by prefix (``charts/``, ``teacher/``, ``proposals/``, ``env/``). The
+    CSV gains columns as new keys appear (it is rewritten then: rows are few and small),
+    so a resumed run appends to the same file.
+    """
+
+    def __init__(self, log_dir: str | Path, tensorboard: bool = True):
+        self.dir = Path(log_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.csv_path = self.dir / "rounds.csv"
+        self.rows: list[dict[str, Any]] = []
+        if self.csv_path.is_file():
+            with self.csv_path.open() as f:
+                self.rows = list(csv.DictReader(f))
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is a dependency; a broken install should not stop a run
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                self.writer = SummaryWriter(str(self.dir / "tensorboard"))
+
+    def log(self, step: int, row: dict[str, Any]) -> None:
+        row = {"round": step, **row}
+        self.rows.append(row)
+        columns = list(dict.fromkeys(k for r in self.rows for k in r))
+        tmp = self.csv_path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        tmp.replace(self.csv_path)
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "round" and isinstance(value, int | float):
+                    self.writer.add_scalar(key, value, step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

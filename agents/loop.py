@@ -1,0 +1,125 @@
+"""One loop that runs any teacher on any registered env, with logs and checkpoints.
+
+from soar_agents import make_teacher, train_teacher
+teacher = make_teacher("soar")
+history = train_teacher(teacher, "SOAR-Tiny-v0", rounds=20, seed=0, log_dir="runs/soar")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from soar_env.diagnostics import proposal_stats
+
+from .logger import RunLogger
+from .protocol import Teacher
+
+
+def make_teacher_env(env_id: str, teacher: Teacher, **overrides: Any) -> gym.Env:
+    """``gym.make(env_id)`` with the settings the teacher needs (e.g. its reward mode)."""
+    import soar_env  # noqa: F401  (registers the ids)
+
+    return gym.make(env_id, **{**teacher.env_overrides, **overrides})
+
+
+def train_teacher(
+    teacher: Teacher,
+    env: gym.Env | str,
+    rounds: int | None = None,
+    seed: int = 0,
+    log_dir: str | Path | None = None,
+    progress: bool = True,
+    checkpoint_every: int = 1,
+    **env_overrides: Any,
+) -> list[dict[str, Any]]:
+    """Train ``teacher`` for ``rounds`` rounds (default: the env's) and return one row per round.
+
+    Each round: the teacher proposes ``g`` datasets, the env is stepped once per dataset,
+    the teacher learns from the ``g`` rewards. With ``log_dir``, every round is appended to
+    ``rounds.csv`` and TensorBoard as it ends, and the teacher's state is saved to
+    ``teacher.pt`` every ``checkpoint_every`` rounds, so an interrupted run keeps its work.
+
+    Args:
+        teacher: any ``Teacher``.
+        env: an env or a registered id (made with the teacher's ``env_overrides`` and
+            ``env_overrides``).
+        rounds: rounds to run; None = the env's ``rounds`` (stops at truncation anyway).
+        seed: seeds the env's reset and the teacher.
+        log_dir: where logs and the checkpoint go; None writes nothing.
+        progress: show a progress bar.
+        checkpoint_every: rounds between checkpoints (0: never).
+    """
+    from tqdm.auto import tqdm
+
+    if isinstance(env, str):
+        env = make_teacher_env(env, teacher, **env_overrides)
+    obs, _ = env.reset(seed=seed)
+    unwrapped = env.unwrapped
+    teacher.setup(unwrapped, seed)
+    rounds = rounds or unwrapped.config.rounds
+    logger = RunLogger(log_dir) if log_dir is not None else None
+    history: list[dict[str, Any]] = []
+    bar = tqdm(
+        range(rounds),
+        desc=f"{teacher.name} on {unwrapped.spec.id if unwrapped.spec else 'env'}",
+        disable=not progress,
+        unit="round",
+    )
+    try:
+        for r in bar:
+            datasets = teacher.propose(obs, unwrapped.config.group_size)
+            rewards, infos, truncated = [], [], False
+            for dataset in datasets:
+                obs, reward, _, truncated, info = env.step(dataset)
+                rewards.append(reward)
+                infos.append(info)
+            learned = teacher.learn(rewards, infos)
+            row = round_row(unwrapped, teacher, datasets, rewards, infos, learned)
+            history.append(row)
+            bar.set_postfix(
+                reward=f"{row['charts/reward_mean']:.3g}", promotions=infos[-1].get("promotions", 0)
+            )
+            if logger is not None:
+                logger.log(r, row)
+                if checkpoint_every and (r + 1) % checkpoint_every == 0:
+                    teacher.save(Path(log_dir) / "teacher.pt")
+            if truncated:
+                break
+    finally:
+        if logger is not None:
+            logger.close()
+    return history
+
+
+def round_row(
+    env: Any,
+    teacher: Teacher,
+    datasets: list,
+    rewards: list[float],
+    infos: list[dict],
+    learned: dict[str, float],
+) -> dict[str, Any]:
+    """The logged figures of one round: rewards, env state, teacher stats, proposals."""
+    last = infos[-1]
+    row: dict[str, Any] = {
+        "charts/reward_mean": float(np.mean(rewards)),
+        "charts/reward_max": float(np.max(rewards)),
+        "charts/reward_min": float(np.min(rewards)),
+        "env/baseline_accuracy": float(last.get("baseline_accuracy", 0.0)),
+        "env/promoted": float(last.get("promoted", False)),
+        "env/promotions": float(last.get("promotions", 0)),
+        "env/bank_size": float(last.get("bank_size", 0)),
+        "env/invalid_problems": float(sum(i.get("invalid_problems", 0) for i in infos)),
+        "env/sampled_tokens": float(last.get("compute", {}).get("sampled_tokens", 0)),
+    }
+    grounded = [i["grounded_reward"] for i in infos if "grounded_reward" in i]
+    if grounded:
+        row["charts/grounded_reward_mean"] = float(np.mean(grounded))
+    row.update({f"teacher/{k}": v for k, v in {**teacher.round_stats(), **learned}.items()})
+    problems = [p for dataset in datasets for p in dataset]
+    row.update({f"proposals/{k}": v for k, v in proposal_stats(env.domain, problems).items()})
+    return row

@@ -1,0 +1,41 @@
+"""A random procedural teacher: uniform draws from the domain's own problem generator.
+
+For domains with a generator (the chain domain's ``problems(n, lengths, seed, skills)``):
+every dataset is ``n`` problems with lengths drawn uniformly from 1..max_len and all skills,
+answered correctly. A reference point with no learning and full diversity.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from soar_env.problems import Problem
+
+from .protocol import Teacher
+
+
+class RandomTeacher(Teacher):
+    name = "random"
+
+    def setup(self, env: Any, seed: int) -> None:
+        super().setup(env, seed)
+        if not hasattr(self.domain, "problems"):
+            raise ValueError(
+                f"The random teacher expects a domain with a problem generator, actual "
+                f"{type(self.domain).__name__} (use 'base' or 'soar' on math envs)"
+            )
+        self.rng = random.Random(seed)
+
+    def propose(self, observation: dict, count: int) -> list[list[Problem]]:
+        lengths = range(1, self.domain.max_len + 1)
+        return [
+            self.domain.problems(self.dataset_size, lengths, seed=self.rng.randrange(2**31))
+            for _ in range(count)
+        ]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.getstate()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.setstate(state["rng"])
