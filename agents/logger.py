@@ -11,18 +11,24 @@ class RunLogger:
     """Writes ``rounds.csv`` and TensorBoard events under ``log_dir``.
 
     Keys are grouped by prefix (``charts/``, ``teacher/``, ``proposals/``, ``env/``). The
-    CSV gains columns as new keys appear (it is rewritten then: rows are few and small),
-    so a resumed run appends to the same file.
+    CSV is rewritten atomically after every round (rows are few and small), so it gains
+    columns as new keys appear and is never left half-written.
+
+    Args:
+        log_dir: the run's folder.
+        tensorboard: also write TensorBoard events.
+        rows: the rounds already done (a resumed run passes its checkpoint's history, so a
+            round logged after the last checkpoint, and therefore run again, is not kept twice).
     """
 
-    def __init__(self, log_dir: str | Path, tensorboard: bool = True):
+    def __init__(
+        self, log_dir: str | Path, tensorboard: bool = True, rows: list[dict[str, Any]] | None = None
+    ):
         self.dir = Path(log_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.dir / "rounds.csv"
-        self.rows: list[dict[str, Any]] = []
-        if self.csv_path.is_file():
-            with self.csv_path.open() as f:
-                self.rows = list(csv.DictReader(f))
+        self.rows: list[dict[str, Any]] = [{"round": i, **row} for i, row in enumerate(rows or [])]
+        self._write_csv()
         self.writer = None
         if tensorboard:
             try:
@@ -35,18 +41,21 @@ class RunLogger:
     def log(self, step: int, row: dict[str, Any]) -> None:
         row = {"round": step, **row}
         self.rows.append(row)
-        columns = list(dict.fromkeys(k for r in self.rows for k in r))
+        self._write_csv()
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "round" and isinstance(value, int | float):
+                    self.writer.add_scalar(key, value, step)
+            self.writer.flush()
+
+    def _write_csv(self) -> None:
+        columns = list(dict.fromkeys(k for r in self.rows for k in r)) or ["round"]
         tmp = self.csv_path.with_suffix(".tmp")
         with tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, columns)
             writer.writeheader()
             writer.writerows(self.rows)
         tmp.replace(self.csv_path)
-        if self.writer is not None:
-            for key, value in row.items():
-                if key != "round" and isinstance(value, int | float):
-                    self.writer.add_scalar(key, value, step)
-            self.writer.flush()
 
     def close(self) -> None:
         if self.writer is not None:

@@ -34,14 +34,20 @@ def train_teacher(
     log_dir: str | Path | None = None,
     progress: bool = True,
     checkpoint_every: int = 1,
+    resume: bool = False,
+    save_promoted: bool = True,
     **env_overrides: Any,
 ) -> list[dict[str, Any]]:
     """Train ``teacher`` for ``rounds`` rounds (default: the env's) and return one row per round.
 
     Each round: the teacher proposes ``g`` datasets, the env is stepped once per dataset,
-    the teacher learns from the ``g`` rewards. With ``log_dir``, every round is appended to
-    ``rounds.csv`` and TensorBoard as it ends, and the teacher's state is saved to
-    ``teacher.pt`` every ``checkpoint_every`` rounds, so an interrupted run keeps its work.
+    the teacher learns from the ``g`` rewards. With ``log_dir``:
+    - every round is appended to ``rounds.csv`` and TensorBoard as it ends;
+    - every ``checkpoint_every`` rounds (and at the end) the teacher (``teacher.pt``) and the
+      whole run (``checkpoint.pt``: teacher, env state, history) are saved atomically;
+    - each promoted student's weights go to ``promoted/round_R.pt`` (for PS evaluation).
+    With ``resume=True`` a run continues from ``checkpoint.pt``: on CPU with the same seed
+    the remaining rounds are exactly those of an uninterrupted run.
 
     Args:
         teacher: any ``Teacher``.
@@ -49,9 +55,12 @@ def train_teacher(
             ``env_overrides``).
         rounds: rounds to run; None = the env's ``rounds`` (stops at truncation anyway).
         seed: seeds the env's reset and the teacher.
-        log_dir: where logs and the checkpoint go; None writes nothing.
+        log_dir: where logs and checkpoints go; None writes nothing.
         progress: show a progress bar.
         checkpoint_every: rounds between checkpoints (0: never).
+        resume: continue from ``log_dir/checkpoint.pt`` when it exists.
+        save_promoted: save promoted students (1.3 MB each on SOAR-Tiny-v0; the full model
+            for large students).
     """
     from tqdm.auto import tqdm
 
@@ -61,13 +70,21 @@ def train_teacher(
     unwrapped = env.unwrapped
     teacher.setup(unwrapped, seed)
     rounds = rounds or unwrapped.config.rounds
-    logger = RunLogger(log_dir) if log_dir is not None else None
     history: list[dict[str, Any]] = []
+    start = 0
+    checkpoint = Path(log_dir) / "checkpoint.pt" if log_dir is not None else None
+    if resume and checkpoint is not None and checkpoint.is_file():
+        start, history = load_checkpoint(checkpoint, teacher, unwrapped)
+        obs = unwrapped._observation()
+    logger = RunLogger(log_dir, rows=history) if log_dir is not None else None
+    name = unwrapped.spec.id if unwrapped.spec else "env"
     bar = tqdm(
-        range(rounds),
-        desc=f"{teacher.name} on {unwrapped.spec.id if unwrapped.spec else 'env'}",
+        range(start, rounds),
+        desc=f"{teacher.name} on {name}",
         disable=not progress,
         unit="round",
+        initial=start,
+        total=rounds,
     )
     try:
         for r in bar:
@@ -84,15 +101,61 @@ def train_teacher(
                 reward=f"{row['charts/reward_mean']:.3g}", promotions=infos[-1].get("promotions", 0)
             )
             if logger is not None:
-                logger.log(r, row)
-                if checkpoint_every and (r + 1) % checkpoint_every == 0:
+                if save_promoted and infos[-1].get("promoted"):
+                    save_weights(unwrapped.baseline, Path(log_dir) / "promoted" / f"round_{r}.pt")
+                last = truncated or r + 1 == rounds
+                if checkpoint_every and ((r + 1) % checkpoint_every == 0 or last):
                     teacher.save(Path(log_dir) / "teacher.pt")
+                    save_checkpoint(checkpoint, r + 1, teacher, unwrapped, history)
+                logger.log(r, row)
             if truncated:
                 break
     finally:
         if logger is not None:
             logger.close()
     return history
+
+
+def save_weights(weights: dict, path: Path) -> None:
+    """``torch.save`` to ``path`` atomically (a crash leaves the previous file)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(weights, tmp)
+    tmp.replace(path)
+
+
+def save_checkpoint(path: Path, next_round: int, teacher: Teacher, env: Any, history: list) -> None:
+    """The whole run at a round boundary: teacher state, env state, history."""
+    save_weights(
+        {
+            "next_round": next_round,
+            "teacher_name": teacher.name,
+            "teacher": teacher.state_dict(),
+            "env": env.state_dict(),
+            "history": history,
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: Path, teacher: Teacher, env: Any) -> tuple[int, list[dict[str, Any]]]:
+    """Restore teacher and env from ``save_checkpoint``; returns the next round and the history."""
+    import torch
+
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise RuntimeError(
+            f"The run checkpoint {path} is corrupted ({type(err).__name__}); delete it to start the run over"
+        ) from err
+    if not isinstance(saved, dict) or saved.get("teacher_name") != teacher.name:
+        found = saved.get("teacher_name") if isinstance(saved, dict) else type(saved).__name__
+        raise ValueError(f"Expects a checkpoint of the {teacher.name!r} teacher, actual {found!r}")
+    teacher.load_state_dict(saved["teacher"])
+    env.load_state_dict(saved["env"])
+    return saved["next_round"], list(saved["history"])
 
 
 def round_row(

@@ -1,8 +1,8 @@
 """The ``soar-env`` command.
 
-Until the environment and teacher land, the main job is ``soar-env stones``: the
-stepping-stone experiment on the embedded domain (progress bars, a summary table, a plot
-and a JSON summary in the output folder).
+``stones`` (the stepping-stone experiment on the embedded domain) and ``hardset`` (build an
+env's fail@k hard set). The installed ``soar-env`` command is ``soar_agents.cli``, which
+adds ``train``, ``eval`` and ``bench``.
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ def _hardset(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="soar-env", description="SOAR as a Gymnasium environment")
-    sub = parser.add_subparsers(dest="command", required=True)
+def add_commands(sub) -> None:
+    """Add ``stones`` and ``hardset`` to a subparser set (the full ``soar-env`` command is
+    ``soar_agents.cli``, which adds train, eval and bench: they need the teachers)."""
     stones = sub.add_parser("stones", help="stepping-stone experiment on the embedded domain")
     stones.add_argument("--seeds", type=int, default=3, help="student seeds (default 3)")
     stones.add_argument("--long-steps", type=int, default=120, help="RLOO steps per long run")
@@ -82,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     hardset.add_argument("--hard-candidates", type=int, default=None)
     hardset.add_argument("--out", default="runs/hardset.json", help="where to write the JSON")
     hardset.set_defaults(func=_hardset)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``stones`` and ``hardset`` alone (``python -m soar_env.cli``), without the teachers."""
+    parser = argparse.ArgumentParser(prog="soar-env", description="SOAR as a Gymnasium environment")
+    add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)
 

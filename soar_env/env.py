@@ -144,6 +144,56 @@ class SoarEnv(gym.Env):
     def promoted_bank(self) -> PromotedBank:
         return self._bank
 
+    @property
+    def base_weights(self) -> dict:
+        """The base student's weights (the start of every episode and of fresh students)."""
+        return self._base
+
+    def student_prompt(self, question: str) -> str:
+        """The prompt the student sees for ``question`` (its chat template applied)."""
+        return self._prompt(question)
+
+    # ---- checkpoints ----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything an episode has changed, at a round boundary (for resuming a run).
+
+        With ``load_state_dict`` on a fresh env reset with the same seed and config, the
+        rest of the episode is what it would have been (same weights, same random streams).
+        """
+        if not hasattr(self, "_promotion"):
+            raise RuntimeError("Call reset() before state_dict()")
+        if self._pos != 0:
+            raise ValueError(f"Expects a round boundary to save the env, actual position {self._pos} "
+                             f"of {self.config.group_size} in round {self._round}")
+        return {
+            "baseline": None if self._baseline is self._base else self._baseline,
+            "np_random": self.np_random.bit_generator.state,
+            "promotion": self._promotion.state_dict(),
+            "bank": {"problems": [p.to_dict() for p in self._bank.problems],
+                     "rounds": list(self._bank.rounds)},
+            "round": self._round, "inner_steps": self._inner_steps, "promotions": self._promotions,
+            "last_reward": self._last_reward, "round_rewards": list(self._round_rewards),
+            "baseline_accuracy": self._baseline_accuracy, "compute": dict(self.compute),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a ``state_dict`` into an env that has been ``reset``."""
+        if not hasattr(self, "_promotion"):
+            raise RuntimeError("Call reset() before load_state_dict()")
+        self._baseline = self._base if state["baseline"] is None else state["baseline"]
+        self.student.restore(self._baseline)
+        if self.reference is not None:
+            self.reference.restore(self._baseline if self.config.kl_reference == "baseline" else self._base)
+        self.np_random.bit_generator.state = state["np_random"]
+        self._promotion.load_state_dict(state["promotion"])
+        self._bank = PromotedBank([Problem.from_dict(p) for p in state["bank"]["problems"]],
+                                  list(state["bank"]["rounds"]))
+        self._round, self._pos = state["round"], 0
+        self._inner_steps, self._promotions = state["inner_steps"], state["promotions"]
+        self._last_reward, self._round_rewards = state["last_reward"], list(state["round_rewards"])
+        self._baseline_accuracy, self.compute = state["baseline_accuracy"], dict(state["compute"])
+        self._best = None
+
     # ---- gymnasium API --------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

@@ -176,6 +176,11 @@ class ChainDomain:
             return f"answer: expects {chain.length} comma-separated digits, actual {answer[:50]!r}"
         return None
 
+    def diversity_text(self, question: str) -> str:
+        """A question as words for diversity measures: ``7 -1 -3`` for ``7-1-3....``."""
+        body = question.rstrip(".")
+        return " ".join([body[:1]] + [body[i : i + 2] for i in range(1, len(body), 2)])
+
     def profile(self, questions: Sequence[str]) -> dict[str, float]:
         """What a teacher proposes, as fractions: chain-length buckets and skills.
 

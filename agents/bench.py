@@ -1,0 +1,114 @@
+"""``soar-env bench``: several teachers x seeds, trained and evaluated, on one leaderboard.
+
+Per seed, each teacher is trained into ``out/TEACHER_seedS`` (resumed when interrupted)
+and evaluated with the paper's protocol on student seed S: its own 128 questions
+(Grounded-T, Intrinsic-T, ...), its promoted bank (PQ) and best promoted student (PS) when
+it has them; Hard-Only and the base student once per seed. The leaderboard gives, per
+variant, mean pass@k and its 95% interval over seeds, and the diversity of each teacher's
+questions. Writes ``leaderboard.md``, ``leaderboard.json`` and ``leaderboard.png``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .report import _fmt
+from .runs import evaluate_run, leaderboard, mean_diversity, teacher_variant, train_run
+
+DIVERSITY = ("vendi", "self_bleu", "distinct_fraction", "length_entropy", "skill_entropy", "mean_length")
+
+
+def run_bench(
+    out: str | Path,
+    env_id: str,
+    teachers: list[str],
+    seeds: list[int],
+    rounds: int,
+    overrides: dict[str, Any] | None = None,
+    eval_steps: int | None = None,
+) -> dict[str, Any]:
+    from rich.console import Console
+
+    out = Path(out)
+    console = Console()
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    diversity: dict[str, list[dict[str, float]]] = {}
+    for seed in seeds:
+        for i, teacher in enumerate(teachers):
+            run = out / f"{teacher}_seed{seed}"
+            console.print(f"[bold]seed {seed}: {teacher}[/bold] -> {run}")
+            train_run(run, env_id, teacher, seed, rounds, resume=True, overrides=overrides)
+            own = teacher_variant(teacher)
+            variants = [own, "PQ", "PS"] + (["Hard-Only", "base"] if i == 0 else [])
+            evaluated = evaluate_run(run, [seed], variants=_available(run, variants), eval_steps=eval_steps)
+            for variant, per_seed in evaluated["results"].items():
+                if str(seed) in per_seed:
+                    name = variant if variant in (own, "Hard-Only", "base") else f"{variant} ({teacher})"
+                    results.setdefault(name, {})[str(seed)] = per_seed[str(seed)]
+            if own in evaluated["diversity"]:
+                diversity.setdefault(own, []).append(evaluated["diversity"][own])
+    rows = leaderboard(results)
+    summary = {
+        "env": env_id,
+        "teachers": teachers,
+        "seeds": seeds,
+        "rounds": rounds,
+        "leaderboard": rows,
+        "diversity": {v: mean_diversity(d, DIVERSITY) for v, d in diversity.items()},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "leaderboard.json").write_text(json.dumps(summary, indent=1))
+    (out / "leaderboard.md").write_text(markdown(summary))
+    plot(results, out / "leaderboard.png")
+    console.print(markdown(summary))
+    console.print(f"wrote {out / 'leaderboard.md'}, {out / 'leaderboard.json'} and {out / 'leaderboard.png'}")
+    return summary
+
+
+def _available(run: Path, variants: list[str]) -> list[str]:
+    """Drop PQ and PS when the run promoted nothing."""
+    promoted = (run / "promoted").is_dir() and any((run / "promoted").glob("round_*.pt"))
+    return [v for v in variants if v not in ("PQ", "PS") or promoted]
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    rows = summary["leaderboard"]
+    ks = [k for k in rows[0] if k.startswith("pass@")] if rows else []
+    lines = [
+        f"Held-out pass@k on D_test, {summary['env']}, {len(summary['seeds'])} seeds "
+        f"(teacher and student seed), {summary['rounds']} teacher rounds; mean ± 95% interval.",
+        "",
+        "| variant | seeds | " + " | ".join(ks) + " |",
+        "|---|---:|" + "---:|" * len(ks),
+    ]
+    for row in rows:
+        lines.append(f"| {row['variant']} | {row['seeds']} | " + " | ".join(_fmt(row[k]) for k in ks) + " |")
+    if summary["diversity"]:
+        keys = [k for k in DIVERSITY if any(k in d for d in summary["diversity"].values())]
+        lines += [
+            "",
+            "Diversity of each teacher's 128 evaluation questions (mean over seeds):",
+            "",
+            "| teacher questions | " + " | ".join(keys) + " |",
+            "|---|" + "---:|" * len(keys),
+        ]
+        for variant, d in summary["diversity"].items():
+            lines.append(f"| {variant} | " + " | ".join(f"{d.get(k, float('nan')):.3g}" for k in keys) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .report import plot_pass_at_k
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    plot_pass_at_k(ax, results)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -1,0 +1,114 @@
+"""Readable ends of a run: a rich summary table, the evaluation table, and a plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .runs import leaderboard
+
+
+def _fmt(summary: dict[str, float]) -> str:
+    ci = summary["ci95"]
+    return f"{summary['mean']:.3g}" + (f" ± {ci:.2g}" if ci == ci and ci > 0 else "")
+
+
+def eval_table(results: dict[str, Any], title: str = "held-out pass@k (D_test)"):
+    from rich.table import Table
+
+    rows = leaderboard(results["results"])
+    table = Table(title=title)
+    table.add_column("variant")
+    table.add_column("seeds", justify="right")
+    ks = [k for k in rows[0] if k.startswith("pass@")] if rows else []
+    for k in ks:
+        table.add_column(k, justify="right")
+    for row in rows:
+        table.add_row(row["variant"], str(row["seeds"]), *[_fmt(row[k]) for k in ks])
+    return table
+
+
+def print_eval(results: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    Console().print(eval_table(results))
+
+
+def print_run_summary(run: Path, history: list[dict[str, Any]], results: dict[str, Any] | None) -> None:
+    """Reward curve in quarters, promotions, bank, proposals, and held-out pass@k."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    rewards = [row["charts/reward_mean"] for row in history]
+    q = max(1, len(rewards) // 4)
+    table = Table(title=f"run {run}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_row("rounds", str(len(history)))
+    table.add_row("mean reward, first quarter", f"{np.mean(rewards[:q]):.3g}")
+    table.add_row("mean reward, last quarter", f"{np.mean(rewards[-q:]):.3g}")
+    last = history[-1]
+    table.add_row("promotions", f"{last['env/promotions']:.0f}")
+    table.add_row("promoted bank (questions)", f"{last['env/bank_size']:.0f}")
+    for key in (
+        "teacher/well_formed",
+        "proposals/distinct_fraction",
+        "proposals/vendi",
+        "proposals/self_bleu",
+        "proposals/mean_length",
+        "proposals/length_entropy",
+        "proposals/skill_entropy",
+    ):
+        if key in last:
+            first = history[0][key]
+            table.add_row(f"{key} (first -> last round)", f"{first:.3g} -> {last[key]:.3g}")
+    console.print(table)
+    if results:
+        console.print(eval_table(results))
+
+
+def plot_run(history: list[dict[str, Any]], results: dict[str, Any] | None, path: Path) -> None:
+    """Reward per round (promotions marked), proposals profile, held-out pass@k."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = 3 if results else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
+    rounds = np.arange(len(history))
+    axes[0].plot(rounds, [r["charts/reward_mean"] for r in history], marker=".", label="round mean")
+    promoted = [i for i, r in enumerate(history) if r.get("env/promoted")]
+    for i in promoted:
+        axes[0].axvline(i, color="C2", alpha=0.4, lw=1)
+    axes[0].set(title="grounded reward per round (green: promotion)", xlabel="round")
+    for key, label in (
+        ("proposals/length_1_3", "len 1-3"),
+        ("proposals/length_4_6", "len 4-6"),
+        ("proposals/length_7_12", "len 7-12"),
+        ("proposals/length_13_20", "len 13-20"),
+        ("teacher/well_formed", "well-formed"),
+    ):
+        if key in history[0]:
+            axes[1].plot(rounds, [r.get(key, np.nan) for r in history], label=label)
+    axes[1].set(title="teacher proposals", xlabel="round", ylabel="fraction")
+    axes[1].legend(fontsize=8)
+    if results:
+        plot_pass_at_k(axes[2], results["results"])
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_pass_at_k(ax, results: dict[str, Any]) -> None:
+    for i, row in enumerate(leaderboard(results)):
+        ks = [int(k.split("@")[1]) for k in row if k.startswith("pass@")]
+        means = [row[f"pass@{k}"]["mean"] for k in ks]
+        cis = [np.nan_to_num(row[f"pass@{k}"]["ci95"]) for k in ks]
+        ax.errorbar(ks, means, yerr=cis, marker="o", capsize=3, label=row["variant"], color=f"C{i}")
+    ax.set(xscale="log", yscale="log", title="held-out pass@k (95% interval)", xlabel="k")
+    ax.set_xticks([1, 4, 8, 16, 32], ["1", "4", "8", "16", "32"])
+    ax.legend(fontsize=8)

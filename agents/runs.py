@@ -1,0 +1,177 @@
+"""Runs on disk: train a teacher into a folder, evaluate it with the paper's protocol, bench.
+
+A run folder holds ``run.json`` (env id, teacher, seed, rounds, env overrides), the
+training logs and checkpoints of ``train_teacher``, and ``eval.json`` (pass@k per variant
+and seed, written as each finishes, so an interrupted evaluation resumes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soar_env.diagnostics import proposal_stats
+from soar_env.evaluation import EvalConfig, EvalResult, base_pass_at_k, evaluate_curriculum, evaluate_student
+
+from . import make_teacher
+from .loop import load_checkpoint, make_teacher_env, train_teacher
+
+LLM_TEACHERS = {"soar": "Grounded-T", "base": "Base-T", "learnability": "Intrinsic-T"}
+
+
+def teacher_variant(teacher: str) -> str:
+    """The evaluation name of 128 questions sampled from ``teacher`` (paper's names)."""
+    return LLM_TEACHERS.get(teacher, f"{teacher}-T")
+
+
+def train_run(
+    out: str | Path,
+    env_id: str = "SOAR-Tiny-v0",
+    teacher: str = "soar",
+    seed: int = 0,
+    rounds: int = 20,
+    resume: bool = False,
+    progress: bool = True,
+    overrides: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Train ``teacher`` on ``env_id`` into the folder ``out`` (``--resume`` continues it)."""
+    out = Path(out)
+    spec = {"env": env_id, "teacher": teacher, "seed": seed, "rounds": rounds, "overrides": overrides or {}}
+    if (out / "run.json").is_file() and resume:
+        saved = json.loads((out / "run.json").read_text())
+        if saved != spec:
+            raise ValueError(
+                f"--resume expects the same settings as the run in {out}: saved {saved}, "
+                f"actual {spec}. Use another --out for a new run."
+            )
+    elif (out / "checkpoint.pt").is_file() and not resume:
+        raise FileExistsError(f"{out} already holds a run: pass --resume to continue it, or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps(spec, indent=1))
+    agent = make_teacher(teacher)
+    env = make_teacher_env(env_id, agent, **{"rounds": rounds, **(overrides or {})})
+    return train_teacher(agent, env, rounds=rounds, seed=seed, log_dir=out, progress=progress, resume=resume)
+
+
+def _load_run(run: Path):
+    spec = json.loads((run / "run.json").read_text())
+    agent = make_teacher(spec["teacher"])
+    env = make_teacher_env(spec["env"], agent, **{"rounds": spec["rounds"], **spec["overrides"]})
+    env.reset(seed=spec["seed"])
+    agent.setup(env.unwrapped, spec["seed"])
+    if not (run / "checkpoint.pt").is_file():
+        raise FileNotFoundError(
+            f"Expects a trained run in {run} (checkpoint.pt), actual none: run "
+            f"`soar-env train --out {run}` first"
+        )
+    load_checkpoint(run / "checkpoint.pt", agent, env.unwrapped)
+    return spec, agent, env.unwrapped
+
+
+def evaluate_run(
+    run: str | Path,
+    seeds: list[int],
+    variants: list[str] | None = None,
+    config: EvalConfig | None = None,
+    progress: bool = True,
+    eval_steps: int | None = None,
+) -> dict[str, Any]:
+    """The paper's protocol on a trained run; results accumulate in ``run/eval.json``.
+
+    Variants: the teacher's own (``Grounded-T``, ``Intrinsic-T``, ``Base-T`` or
+    ``NAME-T``: 128 questions sampled from the trained teacher), ``PQ`` (promoted bank,
+    when not empty), ``PS`` (best promoted student on D_train, evaluated directly),
+    ``Hard-Only`` and ``base``.
+    """
+    run = Path(run)
+    spec, agent, env = _load_run(run)
+    config = config or EvalConfig.for_env(env, **({"max_steps": eval_steps} if eval_steps else {}))
+    path = run / "eval.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"results": {}, "diversity": {}}
+    own = teacher_variant(spec["teacher"])
+    promoted = sorted((run / "promoted").glob("round_*.pt")) if (run / "promoted").is_dir() else []
+    if variants is None:
+        variants = [own] + (["PQ"] if len(env.promoted_bank) else []) + (["PS"] if promoted else [])
+        variants += ["Hard-Only", "base"]
+    questions = None
+    for variant in variants:
+        done = results["results"].setdefault(variant, {})
+        todo = [s for s in seeds if str(s) not in done]
+        if not todo:
+            continue
+        if variant == own:
+            if questions is None:
+                questions = sample_questions(agent, env, config.teacher_questions)
+                results["diversity"][variant] = proposal_stats(env.domain, questions)
+            result = evaluate_curriculum(env, questions, todo, config, variant, progress)
+        elif variant == "PQ":
+            result = evaluate_curriculum(env, env.promoted_bank.problems, todo, config, variant, progress)
+        elif variant == "Hard-Only":
+            result = evaluate_curriculum(env, [], todo, config, variant, progress)
+        elif variant == "base":
+            result = base_pass_at_k(env, todo, config)
+        elif variant == "PS":
+            result = best_promoted_student(env, promoted, todo, config)
+        else:
+            raise ValueError(
+                f"Expects a variant in {[own, 'PQ', 'PS', 'Hard-Only', 'base']}, actual {variant!r}"
+            )
+        for seed, scores in zip(todo, result.per_seed):
+            done[str(seed)] = {str(k): v for k, v in scores.items()}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(results, indent=1))
+        tmp.replace(path)
+    return results
+
+
+def sample_questions(agent: Any, env: Any, count: int) -> list:
+    """``count`` problems proposed by the trained teacher (whole datasets, then cut)."""
+    datasets = agent.propose(env._observation(), math.ceil(count / env.config.dataset_size))
+    return [p for d in datasets for p in d][:count]
+
+
+def best_promoted_student(env: Any, promoted: list[Path], seeds: list[int], config: EvalConfig) -> EvalResult:
+    """PS: the promoted student with the best accuracy on D_train, evaluated on D_test."""
+    import torch
+
+    keep = env.student.snapshot()
+    try:
+        best, best_acc = None, -1.0
+        for path in promoted:
+            weights = torch.load(path, map_location="cpu", weights_only=False)
+            env.student.restore(weights)
+            acc = env._accuracy(list(env.hard_set.train))
+            if acc > best_acc:
+                best, best_acc = weights, acc
+        env.student.restore(best)
+        return EvalResult("PS", [evaluate_student(env, seed, config) for seed in seeds])
+    finally:
+        env.student.restore(keep)
+
+
+def leaderboard(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
+    """Rows of mean, sd and 95% interval of pass@k per variant over seeds, best pass@32 first."""
+    rows = []
+    for variant, per_seed in results.items():
+        if not per_seed:
+            continue
+        seeds = sorted(per_seed, key=int)
+        row: dict[str, Any] = {"variant": variant, "seeds": len(seeds)}
+        for k in next(iter(per_seed.values())):
+            values = [per_seed[s][k] for s in seeds]
+            summary = EvalResult(variant, [{k: v} for v in values]).summary()[f"pass@{k}"]
+            row[f"pass@{k}"] = summary
+        rows.append(row)
+    top = max((int(k.split("@")[1]) for k in rows[0] if k.startswith("pass@")), default=1) if rows else 1
+    rows.sort(key=lambda r: -r[f"pass@{top}"]["mean"])
+    return rows
+
+
+def mean_diversity(diversity: list[dict[str, float]], keys: tuple[str, ...]) -> dict[str, float]:
+    return {
+        k: float(np.mean([d[k] for d in diversity if k in d])) for k in keys if any(k in d for d in diversity)
+    }
