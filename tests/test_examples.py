@@ -14,3 +14,28 @@ def test_quickstart_runs_one_round():
     lines = result.stdout.splitlines()
     assert sum(line.startswith("round 0 step") for line in lines) == 4
     assert lines[-1].startswith("value per length:")
+
+
+def _run(name, *args, cwd):
+    result = subprocess.run([sys.executable, str(EXAMPLES / name), *args], capture_output=True, text=True,
+                            timeout=900, cwd=cwd)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_compare_rewards_runs_at_a_tiny_budget(tmp_path):
+    out = _run("compare_rewards.py", "--seeds", "1", "--rounds", "2", "--eval-steps", "3", "--out", "cmp",
+               "--set", "dataset_size=8", "inner_steps=2", "reward_questions=16", cwd=tmp_path)
+    assert "Grounded-T" in out and "Intrinsic-T" in out and "Hard-Only" in out
+    assert "Vendi" in out and (tmp_path / "cmp" / "compare_rewards.png").is_file()
+
+
+def test_new_teacher_runs_at_a_tiny_budget(tmp_path):
+    out = _run("new_teacher.py", "--rounds", "1", "--seeds", "1", "--eval-steps", "2", cwd=tmp_path)
+    assert "best length after 1 rounds" in out and "hill-climb-T" in out and "Hard-Only" in out
+
+
+def test_sb3_teacher_example_runs_at_a_tiny_budget(tmp_path):
+    out = _run("sb3_teacher.py", "--timesteps", "64", "--dataset-size", "4", "--inner-steps", "1",
+               "--out", "sb3", cwd=tmp_path)
+    assert "PPO trained for 64 env steps" in out and "round 1: reward" in out
