@@ -109,11 +109,7 @@ def is_correct_batch(
         else:
             verdicts.append(None)
             todo[i] = (gold, pred)
-    if todo:
-        with _lock:
-            for i, verdict in zip(todo, _run(list(todo.values()), timeout)):
-                verdicts[i] = verdict
-    return [bool(v) for v in verdicts]
+    return _resolve(verdicts, todo, timeout)
 
 
 def parses_batch(answers: Sequence[str], timeout: float = 2.0) -> list[bool]:
@@ -136,11 +132,7 @@ def parses_batch(answers: Sequence[str], timeout: float = 2.0) -> list[bool]:
         else:
             verdicts.append(None)
             todo[i] = (gold, None)
-    if todo:
-        with _lock:
-            for i, verdict in zip(todo, _run(list(todo.values()), timeout)):
-                verdicts[i] = verdict
-    return [bool(v) for v in verdicts]
+    return _resolve(verdicts, todo, timeout)
 
 
 def graded_reward(
@@ -180,6 +172,15 @@ def graded_rewards(
         else:
             rewards.append(float(scores[2]))
     return rewards
+
+
+def _resolve(verdicts: list[bool | None], todo: dict[int, tuple], timeout: float) -> list[bool]:
+    """Fill the open verdicts (index -> worker arguments) from the pool, one batch at a time."""
+    if todo:
+        with _lock:
+            for i, verdict in zip(todo, _run(list(todo.values()), timeout)):
+                verdicts[i] = verdict
+    return [bool(v) for v in verdicts]
 
 
 def shutdown() -> None:
