@@ -65,8 +65,10 @@ class SoarTeacherConfig:
     answers: str = "auto"
     """'teacher' (the paper's: the teacher writes the answer), 'solver' (the domain solves
     the teacher's question; needs ``domain.solve``) or 'auto' (solver when there is one)."""
-    max_sample_batches: int = 20
-    """Rejection-sampling budget per round, in batches of ``g * n`` samples."""
+    max_sample_batches: int = 40
+    """Rejection-sampling budget per round: sampling calls of at most ``sample_batch``."""
+    sample_batch: int = 128
+    """Most samples drawn in one call (bounds the KV cache of a large teacher)."""
     microbatch: int = 64
     """Samples per forward/backward in the update (gradients are accumulated)."""
     update: bool = True
@@ -81,8 +83,8 @@ class SoarTeacherConfig:
                 "learning_rate expects > 0, kl_coef and malformed_penalty >= 0, actual "
                 f"{self.learning_rate}, {self.kl_coef}, {self.malformed_penalty}"
             )
-        if self.max_sample_batches < 1 or self.microbatch < 1:
-            raise ValueError("max_sample_batches and microbatch expect >= 1")
+        if min(self.max_sample_batches, self.microbatch, self.sample_batch) < 1:
+            raise ValueError("max_sample_batches, sample_batch and microbatch expect >= 1")
 
     @classmethod
     def tiny(cls, **overrides: Any) -> SoarTeacherConfig:
@@ -94,6 +96,7 @@ class SoarTeacherConfig:
             max_new_tokens=None,
             normalize_advantages=True,
             malformed_penalty=1.0,
+            sample_batch=512,
         )
         return replace(base, **overrides)
 
@@ -220,7 +223,7 @@ class SoarTeacher(Teacher):
         prompt_ids = prompt_mask = None
         drawn = 0
         for _ in range(cfg.max_sample_batches):
-            batch = max(8, int((needed - len(problems)) * 1.25))
+            batch = min(cfg.sample_batch, max(8, int((needed - len(problems)) * 1.25)))
             rollout = self.policy.sample(
                 [self.prompt], batch, self.max_new_tokens, cfg.temperature, self.generator
             )
