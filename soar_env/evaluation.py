@@ -173,6 +173,32 @@ def evaluate_student(
     return {k: v / len(problems) for k, v in totals.items()}
 
 
+class SlopeStopper:
+    """The paper's stopping rule: the smoothed training-reward slope fell below a fraction
+    of its maximum.
+
+    The reward is smoothed by a moving average over ``window`` steps; the slope at step t is
+    ``smooth[t] - smooth[t - window]``. ``update`` returns True once a slope is below
+    ``fraction`` times the largest positive slope seen (never before ``2 * window`` steps).
+    """
+
+    def __init__(self, window: int = 10, fraction: float = 0.15):
+        self.window, self.fraction = window, fraction
+        self.rewards: list[float] = []
+        self.smooth: list[float] = []
+        self.best_slope = 0.0
+
+    def update(self, reward: float) -> bool:
+        w = self.window
+        self.rewards.append(reward)
+        self.smooth.append(float(np.mean(self.rewards[-w:])))
+        if len(self.smooth) <= 2 * w:
+            return False
+        slope = self.smooth[-1] - self.smooth[-1 - w]
+        self.best_slope = max(self.best_slope, slope)
+        return self.best_slope > 0 and slope < self.fraction * self.best_slope
+
+
 def train_fresh_student(
     env: Any, curriculum: Sequence[Problem], seed: int, config: EvalConfig
 ) -> tuple[int, list[float]]:
@@ -196,8 +222,7 @@ def train_fresh_student(
     mixed = list(curriculum) + real
     random.Random(seed).shuffle(mixed)
     rewards: list[float] = []
-    smooth: list[float] = []
-    best_slope = 0.0
+    stopper = SlopeStopper(config.smoothing, config.stop_fraction)
     for step in range(config.max_steps):
         if config.mode == "curriculum" and curriculum:
             data = list(curriculum) if step < config.synthetic_steps else real
@@ -206,13 +231,8 @@ def train_fresh_student(
         else:
             data = mixed
         rewards.append(trainer.step(data)["reward"])
-        w = config.smoothing
-        smooth.append(float(np.mean(rewards[-w:])))
-        if config.early_stop and len(smooth) > 2 * w:
-            slope = smooth[-1] - smooth[-1 - w]
-            best_slope = max(best_slope, slope)
-            if best_slope > 0 and slope < config.stop_fraction * best_slope:
-                return step + 1, rewards
+        if stopper.update(rewards[-1]) and config.early_stop:
+            return step + 1, rewards
     return config.max_steps, rewards
 
 

@@ -94,3 +94,39 @@ def test_train_killed_mid_run_resumes_to_the_same_rewards(tmp_path):
     # Starting over into a folder that holds a run is refused.
     again = Run(tmp_path / "cut")
     assert again.wait() != 0 and "--resume" in again.output()
+
+
+def test_slope_stopper_stops_when_learning_flattens():
+    from soar_env.evaluation import SlopeStopper
+
+    rising = SlopeStopper(window=5)
+    assert not any(rising.update(0.01 * t) for t in range(200))  # still learning: never stops
+    plateau = SlopeStopper(window=5)
+    curve = [min(0.01 * t, 0.3) for t in range(200)]  # rises for 30 steps, then flat
+    stop = next(t for t, r in enumerate(curve) if plateau.update(r))
+    assert 30 < stop < 45
+    flat = SlopeStopper(window=5)
+    assert not any(flat.update(0.0) for _ in range(50))  # no rise yet: no maximum to fall from
+
+
+def test_diversity_measures():
+    from soar_env.diagnostics import self_bleu, vendi_score
+
+    assert vendi_score(["a b c"] * 20) == pytest.approx(1.0)
+    assert vendi_score(["aaaa", "bbbb", "cccc", "dddd"]) == pytest.approx(4.0)
+    assert 1.0 < vendi_score(["7 +1 +2", "7 +1 +3", "5 *2 -1"]) < 3.0
+    assert self_bleu(["the same words here"] * 5) == pytest.approx(100.0)
+    assert self_bleu(["alpha beta gamma delta", "one two three four", "red green blue black"]) < 5.0
+
+
+def test_bench_writes_a_leaderboard(tmp_path):
+    cmd = [sys.executable, "-m", "soar_agents.cli", "bench", "--teachers", "random", "bandit", "--seeds", "2",
+           "--rounds", "1", "--eval-steps", "2", "--out", str(tmp_path), "--set", *SMALL]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    board = (tmp_path / "leaderboard.md").read_text()
+    for variant in ("random-T", "bandit-T", "Hard-Only", "base"):
+        assert f"| {variant} | 2 |" in board
+    assert (tmp_path / "leaderboard.png").is_file()
+    assert "Vendi" in board or "vendi" in board
