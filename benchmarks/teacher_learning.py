@@ -4,7 +4,9 @@ Runs, per seed, through ``soar_agents.train_teacher`` and ``gym.make("SOAR-Tiny-
 - the SOAR teacher (tiny preset) on the grounded reward, ``--rounds`` rounds;
 - the learnability teacher (same learner, intrinsic reward), ``--intrinsic-rounds`` rounds.
 
-Promotion is off (``tau`` = inf) so that the baseline student stays fixed: a rise in the
+The env is SOAR-Tiny-v0 at its defaults (50 rounds per episode: the horizon of the
+teacher's cosine learning-rate decay, and the most rounds a run can have) except that
+promotion is off (``tau`` = inf), so that the baseline student stays fixed: a rise in the
 grounded reward can then only come from the teacher's proposals (with promotion, a stronger
 baseline alone changes the scale of later rewards). Checks, averaged over seeds:
 1. SOAR: mean round reward in the last quarter > first quarter;
@@ -79,7 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=32, help="SOAR teacher rounds per seed")
-    parser.add_argument("--intrinsic-rounds", type=int, default=150, help="learnability rounds per seed")
+    parser.add_argument("--intrinsic-rounds", type=int, default=50,
+                        help="learnability rounds per seed (at most the env's 50)")
     parser.add_argument("--out", default="runs/teacher_learning")
     args = parser.parse_args()
     out = Path(args.out)
