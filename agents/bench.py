@@ -1,6 +1,7 @@
 """``soar-env bench``: several teachers x seeds, trained and evaluated, on one leaderboard.
 
-Per seed, each teacher is trained into ``out/TEACHER_seedS`` (resumed when interrupted)
+Per seed, each teacher is trained into ``out/TEACHER_seedS`` (resumed when interrupted;
+intrinsic-reward teachers for ``intrinsic_rounds``: they train no student, so they are cheap)
 and evaluated with the paper's protocol on student seed S: its own 128 questions
 (Grounded-T, Intrinsic-T, ...), its promoted bank (PQ) and best promoted student (PS) when
 it has them; Hard-Only and the base student once per seed. The leaderboard gives, per
@@ -13,6 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+from soar_env.rewards import INTRINSIC
 
 from .report import _fmt
 from .runs import evaluate_run, leaderboard, mean_diversity, teacher_variant, train_run
@@ -28,6 +31,7 @@ def run_bench(
     rounds: int,
     overrides: dict[str, Any] | None = None,
     eval_steps: int | None = None,
+    intrinsic_rounds: int | None = None,
 ) -> dict[str, Any]:
     from rich.console import Console
 
@@ -39,7 +43,8 @@ def run_bench(
         for i, teacher in enumerate(teachers):
             run = out / f"{teacher}_seed{seed}"
             console.print(f"[bold]seed {seed}: {teacher}[/bold] -> {run}")
-            train_run(run, env_id, teacher, seed, rounds, resume=True, overrides=overrides)
+            n = intrinsic_rounds if intrinsic_rounds and teacher in INTRINSIC else rounds
+            train_run(run, env_id, teacher, seed, n, resume=True, overrides=overrides)
             own = teacher_variant(teacher)
             variants = [own, "PQ", "PS"] + (["Hard-Only", "base"] if i == 0 else [])
             evaluated = evaluate_run(run, [seed], variants=_available(run, variants), eval_steps=eval_steps)

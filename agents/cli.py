@@ -70,14 +70,16 @@ def _eval(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     run_bench(
         args.out,
         args.env,
         args.teachers,
-        list(range(args.seeds)),
+        seeds,
         args.rounds,
         _overrides(args.set),
         args.eval_steps,
+        args.intrinsic_rounds,
     )
     return 0
 
@@ -127,7 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--env", default="SOAR-Tiny-v0")
     bench.add_argument("--teachers", nargs="+", default=["soar", "learnability"])
     bench.add_argument("--seeds", type=int, default=5)
+    bench.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seeds first..first+seeds-1 (split a bench over processes; a final run over "
+        "all seeds reuses their results)",
+    )
     bench.add_argument("--rounds", type=int, default=12, help="teacher rounds per run")
+    bench.add_argument(
+        "--intrinsic-rounds",
+        type=int,
+        default=50,
+        help="rounds of intrinsic-reward teachers (cheap: no student training)",
+    )
     bench.add_argument("--out", default="runs/bench")
     bench.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="env settings")
     bench.add_argument(
