@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,15 @@ def evaluate_run(
     spec, agent, env = _load_run(run)
     config = config or EvalConfig.for_env(env, **({"max_steps": eval_steps} if eval_steps else {}))
     path = run / "eval.json"
+    settings = {k: v for k, v in asdict(config).items() if k != "rl"}
+    settings["rl"] = asdict(config.rl) if config.rl is not None else None
+    settings = json.loads(json.dumps(settings))  # as eval.json stores them (tuples become lists)
     results = json.loads(path.read_text()) if path.is_file() else {"results": {}, "diversity": {}}
+    if results.setdefault("settings", settings) != settings:
+        raise ValueError(
+            f"{path} holds results made with other evaluation settings ({results['settings']}); "
+            "use the same settings (e.g. --eval-steps), or move eval.json away to start over"
+        )
     own = teacher_variant(spec["teacher"])
     promoted = sorted((run / "promoted").glob("round_*.pt")) if (run / "promoted").is_dir() else []
     if variants is None:
