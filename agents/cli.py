@@ -3,7 +3,7 @@
 It lives in ``soar_agents`` because training needs the teachers and ``soar_env`` never
 imports them; ``stones`` and ``hardset`` are ``soar_env.cli``'s own commands.
 
-    soar-env train                       # SOAR teacher on SOAR-Tiny-v0, 20 rounds, then eval
+    soar-env train                       # SOAR teacher on SOAR-Tiny-v0, 12 rounds, then eval
     soar-env train --resume --out runs/train
     soar-env eval runs/train --seeds 0 1 2
     soar-env bench --teachers soar learnability --seeds 5
@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a teacher on an env (the main job), then evaluate it")
     train.add_argument("--env", default="SOAR-Tiny-v0", help="registered env id")
     train.add_argument("--teacher", default="soar", help="teacher name (see soar_agents.TEACHERS)")
-    train.add_argument("--rounds", type=int, default=20, help="teacher rounds (g env steps each)")
+    train.add_argument("--rounds", type=int, default=12, help="teacher rounds (g env steps each)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default="runs/train", help="run folder (logs, checkpoints, plots)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
