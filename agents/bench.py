@@ -60,6 +60,7 @@ def run_bench(
         "teachers": teachers,
         "seeds": seeds,
         "rounds": rounds,
+        "intrinsic_rounds": intrinsic_rounds or rounds,
         "leaderboard": rows,
         "diversity": {v: mean_diversity(d, DIVERSITY) for v, d in diversity.items()},
     }
@@ -83,7 +84,9 @@ def markdown(summary: dict[str, Any]) -> str:
     ks = [k for k in rows[0] if k.startswith("pass@")] if rows else []
     lines = [
         f"Held-out pass@k on D_test, {summary['env']}, {len(summary['seeds'])} seeds "
-        f"(teacher and student seed), {summary['rounds']} teacher rounds; mean ± 95% interval.",
+        f"(teacher and student seed); {summary['rounds']} teacher rounds "
+        f"({summary.get('intrinsic_rounds') or summary['rounds']} for intrinsic-reward teachers); "
+        "mean ± 95% interval.",
         "",
         "| variant | seeds | " + " | ".join(ks) + " |",
         "|---|---:|" + "---:|" * len(ks),
