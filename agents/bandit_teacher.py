@@ -86,8 +86,8 @@ class BanditTeacher(Teacher):
         }
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.getstate(), "values": list(self.values), "pulls": list(self.pulls)}
+        return {**super().state_dict(), "values": list(self.values), "pulls": list(self.pulls)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.setstate(state["rng"])
+        super().load_state_dict(state)
         self.values, self.pulls = list(state["values"]), list(state["pulls"])

@@ -33,9 +33,3 @@ class CurriculumTeacher(Teacher):
             self.domain.problems(self.dataset_size, self.lengths, seed=self.rng.randrange(2**31))
             for _ in range(count)
         ]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.getstate()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.setstate(state["rng"])

@@ -33,9 +33,3 @@ class HardOnlyTeacher(Teacher):
             else:  # a small hard set: all of it, then repeats
                 out.append([self.pool[i % len(self.pool)] for i in range(n)])
         return out
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.getstate()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.rng.setstate(state["rng"])

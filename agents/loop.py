@@ -16,7 +16,7 @@ import numpy as np
 from soar_env.diagnostics import proposal_stats
 
 from .logger import RunLogger
-from .protocol import Teacher
+from .protocol import Teacher, save_atomic
 
 
 def make_teacher_env(env_id: str, teacher: Teacher, **overrides: Any) -> gym.Env:
@@ -75,7 +75,7 @@ def train_teacher(
     checkpoint = Path(log_dir) / "checkpoint.pt" if log_dir is not None else None
     if resume and checkpoint is not None and checkpoint.is_file():
         start, history = load_checkpoint(checkpoint, teacher, unwrapped)
-        obs = unwrapped._observation()
+        obs = unwrapped.observation()
     logger = RunLogger(log_dir, rows=history) if log_dir is not None else None
     name = unwrapped.spec.id if unwrapped.spec else "env"
     bar = tqdm(
@@ -102,7 +102,7 @@ def train_teacher(
             )
             if logger is not None:
                 if save_promoted and infos[-1].get("promoted"):
-                    save_weights(unwrapped.baseline, Path(log_dir) / "promoted" / f"round_{r}.pt")
+                    save_atomic(unwrapped.baseline, Path(log_dir) / "promoted" / f"round_{r}.pt")
                 last = truncated or r + 1 == rounds
                 if checkpoint_every and ((r + 1) % checkpoint_every == 0 or last):
                     teacher.save(Path(log_dir) / "teacher.pt")
@@ -116,19 +116,9 @@ def train_teacher(
     return history
 
 
-def save_weights(weights: dict, path: Path) -> None:
-    """``torch.save`` to ``path`` atomically (a crash leaves the previous file)."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(weights, tmp)
-    tmp.replace(path)
-
-
 def save_checkpoint(path: Path, next_round: int, teacher: Teacher, env: Any, history: list) -> None:
     """The whole run at a round boundary: teacher state, env state, history."""
-    save_weights(
+    save_atomic(
         {
             "next_round": next_round,
             "teacher_name": teacher.name,

@@ -9,10 +9,21 @@ rewards and infos.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
 from soar_env.problems import Problem
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` through a temporary file: a crash leaves the previous file."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
 
 
 class Teacher:
@@ -53,20 +64,17 @@ class Teacher:
 
     # ---- state ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {}
+        """The teacher's state; by default its ``random.Random`` ``rng`` when it has one."""
+        rng = getattr(self, "rng", None)
+        return {"rng": rng.getstate()} if isinstance(rng, random.Random) else {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
+        if "rng" in state:
+            self.rng.setstate(state["rng"])
 
     def save(self, path: str | Path) -> None:
         """Write the teacher's state to ``path`` (atomically: a crash leaves the old file)."""
-        import torch
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save({"teacher": self.name, "state": self.state_dict()}, tmp)
-        tmp.replace(path)
+        save_atomic({"teacher": self.name, "state": self.state_dict()}, Path(path))
 
     def load(self, path: str | Path) -> None:
         """Read a state written by ``save``; a clear error when it is missing or corrupted."""

@@ -16,7 +16,14 @@ from typing import Any
 import numpy as np
 
 from soar_env.diagnostics import proposal_stats
-from soar_env.evaluation import EvalConfig, EvalResult, base_pass_at_k, evaluate_curriculum, evaluate_student
+from soar_env.evaluation import (
+    EvalConfig,
+    EvalResult,
+    base_pass_at_k,
+    evaluate_curriculum,
+    evaluate_student,
+    interval,
+)
 
 from . import make_teacher
 from .loop import load_checkpoint, make_teacher_env, train_teacher
@@ -139,7 +146,7 @@ def evaluate_run(
 
 def sample_questions(agent: Any, env: Any, count: int) -> list:
     """``count`` problems proposed by the trained teacher (whole datasets, then cut)."""
-    datasets = agent.propose(env._observation(), math.ceil(count / env.config.dataset_size))
+    datasets = agent.propose(env.observation(), math.ceil(count / env.config.dataset_size))
     return [p for d in datasets for p in d][:count]
 
 
@@ -153,7 +160,7 @@ def best_promoted_student(env: Any, promoted: list[Path], seeds: list[int], conf
         for path in promoted:
             weights = torch.load(path, map_location="cpu", weights_only=False)
             env.student.restore(weights)
-            acc = env._accuracy(list(env.hard_set.train))
+            acc = env.accuracy(list(env.hard_set.train))
             if acc > best_acc:
                 best, best_acc = weights, acc
         env.student.restore(best)
@@ -171,9 +178,7 @@ def leaderboard(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[st
         seeds = sorted(per_seed, key=int)
         row: dict[str, Any] = {"variant": variant, "seeds": len(seeds)}
         for k in next(iter(per_seed.values())):
-            values = [per_seed[s][k] for s in seeds]
-            summary = EvalResult(variant, [{k: v} for v in values]).summary()[f"pass@{k}"]
-            row[f"pass@{k}"] = summary
+            row[f"pass@{k}"] = interval([per_seed[s][k] for s in seeds])
         rows.append(row)
     top = max((int(k.split("@")[1]) for k in rows[0] if k.startswith("pass@")), default=1) if rows else 1
     rows.sort(key=lambda r: -r[f"pass@{top}"]["mean"])

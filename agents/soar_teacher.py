@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from soar_env.problems import Problem, last_boxed, parse_tagged
+from soar_env.problems import Problem, last_boxed, parse_tagged, validated
 from soar_env.rl import policy_gradient_loss, rloo_advantages
 
 from .protocol import Teacher
@@ -137,13 +137,8 @@ def problems_from_texts(domain: Any, texts: list[str], solver: bool = False) -> 
                 question, answer = pairs[0][0], last_boxed(pairs[0][1])
                 items.append((question, domain.solve(question) if solver else answer))
     candidates = [i for i, item in enumerate(items) if isinstance(item, tuple)]
-    pairs = [items[i] for i in candidates]
-    if hasattr(domain, "validate_batch"):
-        reasons = domain.validate_batch(pairs)
-    else:
-        reasons = [domain.validate(q, a) for q, a in pairs]
-    for i, (question, answer), why in zip(candidates, pairs, reasons):
-        items[i] = why if why else Problem(question.strip(), answer)
+    for i, item in zip(candidates, validated(domain, [items[i] for i in candidates])):
+        items[i] = Problem(item.question.strip(), item.answer) if isinstance(item, Problem) else item
     return items
 
 
@@ -169,9 +164,10 @@ class SoarTeacher(Teacher):
         super().setup(env, seed)
         cfg = self.config = self.config or SoarTeacherConfig.for_env(env)
         if cfg.model is None:
-            # A copy of the env's base student: the teacher starts where the student starts.
-            env.student.restore(env._base)
+            # A copy of the env's base student: the teacher starts where the student starts
+            # (the copy gets the base weights; the env's own student is left as it is).
             self.policy = type(env.student)(copy.deepcopy(env.student.model), env.student.tokenizer)
+            self.policy.restore(env.base_weights)
         else:
             from soar_env.student.hf import HFStudent
 

@@ -124,8 +124,8 @@ def train_with_trl(
     env.reset(seed=seed)
     unwrapped = env.unwrapped
     g, n = unwrapped.config.group_size, unwrapped.config.dataset_size
-    unwrapped.student.restore(unwrapped._base)
-    model = copy.deepcopy(unwrapped.student.model)
+    model = copy.deepcopy(unwrapped.student.model)  # a teacher copy of the base student
+    model.load_state_dict(unwrapped.base_weights)
     tokenizer = unwrapped.student.tokenizer
     domain = unwrapped.domain
     reward = DatasetReward(env, malformed_penalty, scale=1e6 if unwrapped.config.domain == "chain" else 1.0)

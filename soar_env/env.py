@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import string
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -14,13 +13,11 @@ from gymnasium import spaces
 
 from soar_env.config import PRESETS, SoarConfig
 from soar_env.hardset import HardSet, build_hard_set
-from soar_env.problems import Problem, last_boxed, parse_tagged
+from soar_env.problems import CHARSET, Problem, problems_from_action
 from soar_env.promotion import PromotedBank, PromotionRule
 from soar_env.rewards import INTRINSIC, intrinsic_reward
 from soar_env.rl import RLOOTrainer
 
-CHARSET = frozenset(string.printable) - frozenset("\x0b\x0c")
-"""Printable ASCII with space, tab and newline: LaTeX fits."""
 STATS = ("round_fraction", "round_position", "baseline_accuracy", "last_reward",
          "moving_average", "promotions", "bank_fraction", "inner_steps_fraction")
 
@@ -227,14 +224,14 @@ class SoarEnv(gym.Env):
         self._reward_questions: list[Problem] = []
         self._baseline_accuracy = 0.0
         self._best: tuple[float, list[Problem], dict] | None = None
-        return self._observation(), {"hard_set": dict(self.hard_set.meta)}
+        return self.observation(), {"hard_set": dict(self.hard_set.meta)}
 
     def step(self, action):
         if not hasattr(self, "_promotion"):
             raise RuntimeError("Call reset() before step()")
         started = time.perf_counter()
         cfg = self.config
-        problems, errors = self._problems_from(action)
+        problems, errors = problems_from_action(action, self.domain, cfg.dataset_size, self._max_text)
         if self._pos == 0:
             self._start_round()
         info: dict[str, Any] = {
@@ -278,75 +275,7 @@ class SoarEnv(gym.Env):
             info["compute"]["wall_seconds"] = self.compute["wall_seconds"]
             info["step_seconds"] = seconds
         truncated = self._round >= cfg.rounds
-        return self._observation(), float(reward), False, truncated, info
-
-    # ---- actions ----------------------------------------------------------------------
-    def _problems_from(self, action) -> tuple[list[Problem], list[str]]:
-        """Valid problems and one error message per invalid one; ValueError on bad types."""
-        if isinstance(action, str):
-            pairs, broken = parse_tagged(action)
-            errors = ["raw text: incomplete <question>/<answer> pair"] * broken
-            # The paper's format boxes the answer; a pair without \boxed{} is malformed.
-            items = [(q, last_boxed(a)) for q, a in pairs if last_boxed(a) is not None]
-            errors += ["raw text: answer without \\boxed{}"] * (len(pairs) - len(items))
-        else:
-            items, errors = self._items_from(action), []
-        candidates = []
-        for question, answer in items:
-            if not question.strip() or not answer.strip():
-                errors.append("empty question or answer")
-            else:
-                candidates.append((question, answer.strip()))
-        if hasattr(self.domain, "validate_batch"):  # e.g. Math-Verify parsing, in one batch
-            reasons = self.domain.validate_batch(candidates)
-        else:
-            reasons = [self.domain.validate(q, a) for q, a in candidates]
-        problems = []
-        for (question, answer), why in zip(candidates, reasons):
-            if why:
-                errors.append(why)
-            else:
-                problems.append(Problem(question, answer))
-        return problems, errors
-
-    def _items_from(self, action) -> list[tuple[str, str]]:
-        n = self.config.dataset_size
-        if not isinstance(action, (tuple, list)):
-            raise ValueError(
-                f"Expects a dataset: a tuple of {n} problems (dicts with 'question' and "
-                f"'answer', Problem objects or pairs) or the teacher's raw text, actual "
-                f"{type(action).__name__}"
-            )
-        if len(action) != n:
-            raise ValueError(f"Expects {n} problems per action, actual {len(action)}")
-        items = []
-        for i, item in enumerate(action):
-            if isinstance(item, Problem):
-                q, a = item.question, item.answer
-            elif isinstance(item, dict) and set(item) >= {"question", "answer"}:
-                q, a = item["question"], item["answer"]
-            elif isinstance(item, (tuple, list)) and len(item) == 2:
-                q, a = item
-            else:
-                raise ValueError(
-                    f"Expects problem {i} as a dict with 'question' and 'answer', a Problem "
-                    f"or a pair, actual {type(item).__name__}"
-                )
-            for name, value in (("question", q), ("answer", a)):
-                if not isinstance(value, str):
-                    raise ValueError(f"Expects problem {i} {name} as str, actual {type(value).__name__}")
-                if len(value) > self._max_text:
-                    raise ValueError(
-                        f"Expects problem {i} {name} of at most {self._max_text} characters, "
-                        f"actual {len(value)}"
-                    )
-                bad = set(value) - CHARSET
-                if bad:
-                    raise ValueError(
-                        f"Expects printable ASCII in problem {i} {name}, actual {sorted(bad)[:5]}"
-                    )
-            items.append((q, a))
-        return items
+        return self.observation(), float(reward), False, truncated, info
 
     # ---- rounds, rewards, promotion -----------------------------------------------------
     def _start_round(self) -> None:
@@ -357,7 +286,7 @@ class SoarEnv(gym.Env):
         self._reward_questions = [train[i] for i in sorted(idx)]
         self._round_rewards, self._best = [], None
         self.student.restore(self._baseline)
-        self._baseline_accuracy = self._accuracy(self._reward_questions)
+        self._baseline_accuracy = self.accuracy(self._reward_questions)
 
     def _prompt(self, question: str) -> str:
         """The student prompt, in the student's chat template when it has one."""
@@ -376,7 +305,8 @@ class SoarEnv(gym.Env):
     def _seed(self) -> int:
         return int(self.np_random.integers(2**31 - 1))
 
-    def _accuracy(self, problems: list[Problem]) -> float:
+    def accuracy(self, problems: list[Problem]) -> float:
+        """The current student's ``Acc`` on ``problems``, by the configured measure."""
         cfg, domain, student = self.config, self.domain, self.student
         prompts = [self._prompt(p.question) for p in problems]
         answers = [p.answer for p in problems]
@@ -406,7 +336,7 @@ class SoarEnv(gym.Env):
             trainer = RLOOTrainer(self.student, self.domain.reward_batch, self._prompt,
                                   rl, reference=self.reference, seed=self._seed())
             stats = trainer.train(problems, self._inner_steps)
-            after = self._accuracy(self._reward_questions)
+            after = self.accuracy(self._reward_questions)
             self.compute["sampled_tokens"] += sum(int(s["sampled_tokens"]) for s in stats)
             self.compute["student_updates"] += int(sum(s["updated"] for s in stats))
             runs.append({
@@ -458,7 +388,8 @@ class SoarEnv(gym.Env):
         self._pos = 0
         return out
 
-    def _observation(self) -> dict:
+    def observation(self) -> dict:
+        """The observation of the env's current state (what ``reset``/``step`` return)."""
         cfg = self.config
         stats = np.array([
             self._round / cfg.rounds, self._pos / cfg.group_size, self._baseline_accuracy,

@@ -118,16 +118,7 @@ class EvalResult:
 
     def summary(self) -> dict[str, dict[str, float]]:
         """Per k: mean, sd and the 95% interval half-width (t distribution) over seeds."""
-        out = {}
-        for k in self.per_seed[0]:
-            values = [s[k] for s in self.per_seed]
-            mean, sd = float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-            out[f"pass@{k}"] = {
-                "mean": mean,
-                "sd": sd,
-                "ci95": _t95(len(values)) * sd / math.sqrt(len(values)),
-            }
-        return out
+        return {f"pass@{k}": interval([s[k] for s in self.per_seed]) for k in self.per_seed[0]}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,6 +127,12 @@ class EvalResult:
             "steps": self.steps,
             "summary": self.summary(),
         }
+
+
+def interval(values: list[float]) -> dict[str, float]:
+    """Mean, sd and the 95% interval half-width (t distribution) of per-seed values."""
+    mean, sd = float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": mean, "sd": sd, "ci95": _t95(len(values)) * sd / math.sqrt(len(values))}
 
 
 def _t95(n: int) -> float:
@@ -219,15 +216,14 @@ def train_fresh_student(
     )
     if env.reference is not None:
         env.reference.restore(env.base_weights)
-    mixed = list(curriculum) + real
+    synthetic = list(curriculum)
+    mixed = synthetic + real
     random.Random(seed).shuffle(mixed)
     rewards: list[float] = []
     stopper = SlopeStopper(config.smoothing, config.stop_fraction)
     for step in range(config.max_steps):
-        if config.mode == "curriculum" and curriculum:
-            data = list(curriculum) if step < config.synthetic_steps else real
-            if step == config.synthetic_steps:
-                trainer._order = []  # a new problem list: restart its shuffled order
+        if config.mode == "curriculum" and synthetic:
+            data = synthetic if step < config.synthetic_steps else real
         else:
             data = mixed
         rewards.append(trainer.step(data)["reward"])

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass, field
 from typing import Any
+
+CHARSET = frozenset(string.printable) - frozenset("\x0b\x0c")
+"""Printable ASCII with space, tab and newline (LaTeX fits): the env's action charset."""
 
 
 @dataclass(frozen=True)
@@ -61,3 +65,86 @@ def parse_tagged(text: str) -> tuple[list[tuple[str, str]], int]:
     pairs = [(q.strip(), a.strip()) for q, a in _PAIR.findall(text)]
     openings = text.count("<question>")
     return pairs, max(0, openings - len(pairs))
+
+
+# ---- datasets handed to the env ------------------------------------------------------------
+def validated(domain: Any, pairs: list[tuple[str, str]]) -> list[Problem | str]:
+    """Each (question, answer) pair as a ``Problem``, or the reason the domain rejects it.
+
+    Uses the domain's ``validate_batch`` when it has one (Math-Verify parses all answers in
+    one bounded batch), else its ``validate`` per pair.
+    """
+    if hasattr(domain, "validate_batch"):
+        reasons = domain.validate_batch(pairs)
+    else:
+        reasons = [domain.validate(q, a) for q, a in pairs]
+    return [why if why else Problem(q, a) for (q, a), why in zip(pairs, reasons)]
+
+
+def problems_from_action(
+    action: Any, domain: Any, size: int, max_chars: int
+) -> tuple[list[Problem], list[str]]:
+    """The env's action as valid problems, and one error message per invalid one.
+
+    ``action`` is a sequence of ``size`` problems (``Problem``, dicts with ``question`` and
+    ``answer``, or pairs) or the teacher's raw ``<question>/<answer>\\boxed{}`` text. Wrong
+    types, a wrong count, texts over ``max_chars`` or outside ``CHARSET`` raise
+    ``ValueError`` ("Expects ..."); problems the domain cannot use are only counted.
+    """
+    if isinstance(action, str):
+        pairs, broken = parse_tagged(action)
+        errors = ["raw text: incomplete <question>/<answer> pair"] * broken
+        # The paper's format boxes the answer; a pair without \boxed{} is malformed.
+        items = [(q, last_boxed(a)) for q, a in pairs if last_boxed(a) is not None]
+        errors += ["raw text: answer without \\boxed{}"] * (len(pairs) - len(items))
+    else:
+        items, errors = _items_from(action, size, max_chars), []
+    candidates = []
+    for question, answer in items:
+        if not question.strip() or not answer.strip():
+            errors.append("empty question or answer")
+        else:
+            candidates.append((question, answer.strip()))
+    problems = []
+    for item in validated(domain, candidates):
+        if isinstance(item, Problem):
+            problems.append(item)
+        else:
+            errors.append(item)
+    return problems, errors
+
+
+def _items_from(action: Any, n: int, max_chars: int) -> list[tuple[str, str]]:
+    if not isinstance(action, (tuple, list)):
+        raise ValueError(
+            f"Expects a dataset: a tuple of {n} problems (dicts with 'question' and "
+            f"'answer', Problem objects or pairs) or the teacher's raw text, actual "
+            f"{type(action).__name__}"
+        )
+    if len(action) != n:
+        raise ValueError(f"Expects {n} problems per action, actual {len(action)}")
+    items = []
+    for i, item in enumerate(action):
+        if isinstance(item, Problem):
+            q, a = item.question, item.answer
+        elif isinstance(item, dict) and set(item) >= {"question", "answer"}:
+            q, a = item["question"], item["answer"]
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            q, a = item
+        else:
+            raise ValueError(
+                f"Expects problem {i} as a dict with 'question' and 'answer', a Problem "
+                f"or a pair, actual {type(item).__name__}"
+            )
+        for name, value in (("question", q), ("answer", a)):
+            if not isinstance(value, str):
+                raise ValueError(f"Expects problem {i} {name} as str, actual {type(value).__name__}")
+            if len(value) > max_chars:
+                raise ValueError(
+                    f"Expects problem {i} {name} of at most {max_chars} characters, actual {len(value)}"
+                )
+            bad = set(value) - CHARSET
+            if bad:
+                raise ValueError(f"Expects printable ASCII in problem {i} {name}, actual {sorted(bad)[:5]}")
+        items.append((q, a))
+    return items

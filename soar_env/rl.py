@@ -133,9 +133,12 @@ class RLOOTrainer:
             policy.model.parameters(), lr=config.learning_rate,
             weight_decay=config.weight_decay,
         )
-        self._order: list[int] = []
+        self._order: list[int] = []  # indices into _source still to visit this epoch
+        self._source: Sequence[Problem] | None = None
 
     def _next_batch(self, problems: Sequence[Problem]) -> list[Problem]:
+        if problems is not self._source:  # a new problem list: restart the shuffled order
+            self._source, self._order = problems, []
         batch = []
         while len(batch) < min(self.config.questions_per_step, len(problems)):
             if not self._order:
