@@ -1,23 +1,27 @@
 """``soar-env bench``: several teachers x seeds, trained and evaluated, on one leaderboard.
 
-Per seed, each teacher is trained into ``out/TEACHER_seedS`` (resumed when interrupted;
-intrinsic-reward teachers for ``intrinsic_rounds``: they train no student, so they are cheap)
-and evaluated with the paper's protocol on student seed S: its own 128 questions
-(Grounded-T, Intrinsic-T, ...), its promoted bank (PQ) and best promoted student (PS) when
-it has them; Hard-Only and the base student once per seed. The leaderboard gives, per
-variant, mean pass@k and its 95% interval over seeds, and the diversity of each teacher's
-questions. Writes ``leaderboard.md``, ``leaderboard.json`` and ``leaderboard.png``.
+Per seed, each teacher is trained into ``out/TEACHER_seedS`` (resumed when interrupted)
+for the same number of rounds (``intrinsic_rounds`` can give intrinsic-reward teachers
+another budget; the leaderboard then says so) and evaluated with the paper's protocol on
+student seed S: its own 128 questions (Grounded-T, Intrinsic-T, ...), its promoted bank
+(PQ) and best promoted student (PS) when it has them; Hard-Only and the base student once
+per seed. The leaderboard gives, per variant, mean pass@k and its 95% interval over seeds,
+the diversity of each teacher's questions, and an equal-compute view: each teacher's
+sampled tokens and wall seconds. Writes ``leaderboard.md``, ``leaderboard.json`` and
+``leaderboard.png``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import soar_env
 from soar_env.rewards import INTRINSIC
 
-from .report import _fmt
+from .report import format_interval
 from .runs import evaluate_run, leaderboard, mean_diversity, teacher_variant, train_run
 
 DIVERSITY = ("vendi", "self_bleu", "distinct_fraction", "length_entropy", "skill_entropy", "mean_length")
@@ -39,15 +43,21 @@ def run_bench(
     console = Console()
     results: dict[str, dict[str, dict[str, float]]] = {}
     diversity: dict[str, list[dict[str, float]]] = {}
+    compute: dict[str, list[dict[str, float]]] = {}
+    eval_settings = None
     for seed in seeds:
         for i, teacher in enumerate(teachers):
             run = out / f"{teacher}_seed{seed}"
             console.print(f"[bold]seed {seed}: {teacher}[/bold] -> {run}")
             n = intrinsic_rounds if intrinsic_rounds and teacher in INTRINSIC else rounds
-            train_run(run, env_id, teacher, seed, n, resume=True, overrides=overrides)
+            history = train_run(run, env_id, teacher, seed, n, resume=True, overrides=overrides)
+            compute.setdefault(teacher, []).append(_run_compute(history))
             own = teacher_variant(teacher)
             variants = [own, "PQ", "PS"] + (["Hard-Only", "base"] if i == 0 else [])
+            started = time.perf_counter()
             evaluated = evaluate_run(run, [seed], variants=_available(run, variants), eval_steps=eval_steps)
+            compute[teacher][-1]["eval_seconds"] = time.perf_counter() - started
+            eval_settings = evaluated.get("settings", eval_settings)
             for variant, per_seed in evaluated["results"].items():
                 if str(seed) in per_seed:
                     name = variant if variant in (own, "Hard-Only", "base") else f"{variant} ({teacher})"
@@ -57,10 +67,15 @@ def run_bench(
     rows = leaderboard(results)
     summary = {
         "env": env_id,
+        "version": soar_env.__version__,
         "teachers": teachers,
         "seeds": seeds,
         "rounds": rounds,
         "intrinsic_rounds": intrinsic_rounds or rounds,
+        "overrides": overrides or {},
+        "eval": eval_settings,
+        "compute": {t: {k: sum(c.get(k, 0.0) for c in cs) / len(cs) for k in cs[0]}
+                    for t, cs in compute.items()},
         "leaderboard": rows,
         "diversity": {v: mean_diversity(d, DIVERSITY) for v, d in diversity.items()},
     }
@@ -71,6 +86,15 @@ def run_bench(
     console.print(markdown(summary))
     console.print(f"wrote {out / 'leaderboard.md'}, {out / 'leaderboard.json'} and {out / 'leaderboard.png'}")
     return summary
+
+
+def _run_compute(history: list[dict[str, Any]]) -> dict[str, float]:
+    """What one teacher-training run cost: rounds, sampled tokens and wall seconds."""
+    return {
+        "rounds": float(len(history)),
+        "sampled_tokens": float(history[-1].get("env/sampled_tokens", 0.0)) if history else 0.0,
+        "train_seconds": float(sum(row.get("time/round_seconds", 0.0) for row in history)),
+    }
 
 
 def _available(run: Path, variants: list[str]) -> list[str]:
@@ -92,7 +116,8 @@ def markdown(summary: dict[str, Any]) -> str:
         "|---|---:|" + "---:|" * len(ks),
     ]
     for row in rows:
-        lines.append(f"| {row['variant']} | {row['seeds']} | " + " | ".join(_fmt(row[k]) for k in ks) + " |")
+        cells = " | ".join(format_interval(row[k]) for k in ks)
+        lines.append(f"| {row['variant']} | {row['seeds']} | {cells} |")
     if summary["diversity"]:
         keys = [k for k in DIVERSITY if any(k in d for d in summary["diversity"].values())]
         lines += [
@@ -104,6 +129,17 @@ def markdown(summary: dict[str, Any]) -> str:
         ]
         for variant, d in summary["diversity"].items():
             lines.append(f"| {variant} | " + " | ".join(f"{d.get(k, float('nan')):.3g}" for k in keys) + " |")
+    if summary.get("compute"):
+        lines += [
+            "",
+            "Equal-compute view: what each teacher's training cost (mean per seed):",
+            "",
+            "| teacher | rounds | sampled tokens | train s | eval s |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for teacher, c in summary["compute"].items():
+            lines.append(f"| {teacher} | {c['rounds']:.0f} | {c['sampled_tokens']:.3g} | "
+                         f"{c['train_seconds']:.0f} | {c.get('eval_seconds', 0.0):.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from soar_env import __version__
 from soar_env import cli as env_cli
 
 
@@ -51,7 +52,9 @@ def _train(args: argparse.Namespace) -> int:
     results = None
     if args.eval_seeds > 0:
         results = evaluate_run(out, list(range(args.eval_seeds)), eval_steps=args.eval_steps)
-    plot_run(history, results, out / "run.png")
+    caption = (f"{args.env}, teacher {args.teacher}, {len(history)} rounds, teacher seed {args.seed}, "
+               f"student seeds 0-{args.eval_seeds - 1}; soar-env {__version__}")
+    plot_run(history, results, out / "run.png", caption=caption)
     print_run_summary(out, history, results)
     print(f"logs: {out / 'rounds.csv'}, TensorBoard {out / 'tensorboard'}; plot {out / 'run.png'}")
     return 0
@@ -140,8 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--intrinsic-rounds",
         type=int,
-        default=50,
-        help="rounds of intrinsic-reward teachers (cheap: no student training)",
+        default=None,
+        help="rounds of intrinsic-reward teachers (default: --rounds, an equal budget)",
     )
     bench.add_argument("--out", default="runs/bench")
     bench.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="env settings")

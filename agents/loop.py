@@ -7,6 +7,7 @@ history = train_teacher(teacher, "SOAR-Tiny-v0", rounds=20, seed=0, log_dir="run
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,14 +89,20 @@ def train_teacher(
     )
     try:
         for r in bar:
+            started = time.perf_counter()
+            bar.set_postfix_str("teacher proposing")
             datasets = teacher.propose(obs, unwrapped.config.group_size)
             rewards, infos, truncated = [], [], False
-            for dataset in datasets:
+            for i, dataset in enumerate(datasets):
+                # A round can take minutes on a loaded machine: show where it is.
+                bar.set_postfix_str(f"env step {i + 1}/{len(datasets)}")
                 obs, reward, _, truncated, info = env.step(dataset)
                 rewards.append(reward)
                 infos.append(info)
+            bar.set_postfix_str("teacher learning")
             learned = teacher.learn(rewards, infos)
             row = round_row(unwrapped, teacher, datasets, rewards, infos, learned)
+            row["time/round_seconds"] = time.perf_counter() - started
             history.append(row)
             bar.set_postfix(
                 reward=f"{row['charts/reward_mean']:.3g}", promotions=infos[-1].get("promotions", 0)

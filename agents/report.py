@@ -10,7 +10,7 @@ import numpy as np
 from .runs import leaderboard
 
 
-def _fmt(summary: dict[str, float]) -> str:
+def format_interval(summary: dict[str, float]) -> str:
     ci = summary["ci95"]
     return f"{summary['mean']:.3g}" + (f" ± {ci:.2g}" if ci == ci and ci > 0 else "")
 
@@ -26,7 +26,7 @@ def eval_table(results: dict[str, Any], title: str = "held-out pass@k (D_test)")
     for k in ks:
         table.add_column(k, justify="right")
     for row in rows:
-        table.add_row(row["variant"], str(row["seeds"]), *[_fmt(row[k]) for k in ks])
+        table.add_row(row["variant"], str(row["seeds"]), *[format_interval(row[k]) for k in ks])
     return table
 
 
@@ -48,8 +48,16 @@ def print_run_summary(run: Path, history: list[dict[str, Any]], results: dict[st
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_row("rounds", str(len(history)))
-    table.add_row("mean reward, first quarter", f"{np.mean(rewards[:q]):.3g}")
-    table.add_row("mean reward, last quarter", f"{np.mean(rewards[-q:]):.3g}")
+    # A promotion moves the baseline, and with it the scale of every later reward: compare
+    # rounds only within one baseline (a promotion epoch), where a rise is the teacher's.
+    for i, (a, b) in enumerate(promotion_epochs(history)):
+        part = rewards[a:b]
+        half = max(1, len(part) // 2)
+        table.add_row(f"baseline {i}: rounds {a}-{b - 1}, mean reward (first -> second half)",
+                      f"{np.mean(part[:half]):.3g} -> {np.mean(part[half:] or part):.3g}")
+    if len(promotion_epochs(history)) == 1:
+        table.add_row("mean reward, first quarter -> last quarter",
+                      f"{np.mean(rewards[:q]):.3g} -> {np.mean(rewards[-q:]):.3g}")
     last = history[-1]
     table.add_row("promotions", f"{last['env/promotions']:.0f}")
     table.add_row("promoted bank (questions)", f"{last['env/bank_size']:.0f}")
@@ -70,7 +78,21 @@ def print_run_summary(run: Path, history: list[dict[str, Any]], results: dict[st
         console.print(eval_table(results))
 
 
-def plot_run(history: list[dict[str, Any]], results: dict[str, Any] | None, path: Path) -> None:
+def promotion_epochs(history: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """[start, end) round ranges with one baseline each; a promoting round closes its epoch
+    (its reward was measured against the old baseline)."""
+    epochs, start = [], 0
+    for i, row in enumerate(history):
+        if row.get("env/promoted"):
+            epochs.append((start, i + 1))
+            start = i + 1
+    if start < len(history) or not epochs:
+        epochs.append((start, len(history)))
+    return epochs
+
+
+def plot_run(history: list[dict[str, Any]], results: dict[str, Any] | None, path: Path,
+             caption: str = "") -> None:
     """Reward per round (promotions marked), proposals profile, held-out pass@k."""
     import matplotlib
 
@@ -84,7 +106,8 @@ def plot_run(history: list[dict[str, Any]], results: dict[str, Any] | None, path
     promoted = [i for i, r in enumerate(history) if r.get("env/promoted")]
     for i in promoted:
         axes[0].axvline(i, color="C2", alpha=0.4, lw=1)
-    axes[0].set(title="grounded reward per round (green: promotion)", xlabel="round")
+    axes[0].set(title="reward per round (green: promotion)", xlabel="round", ylabel="round mean reward")
+    axes[0].ticklabel_format(axis="y", style="sci", scilimits=(-2, 3), useOffset=False)
     for key, label in (
         ("proposals/length_1_3", "len 1-3"),
         ("proposals/length_4_6", "len 4-6"),
@@ -98,17 +121,26 @@ def plot_run(history: list[dict[str, Any]], results: dict[str, Any] | None, path
     axes[1].legend(fontsize=8)
     if results:
         plot_pass_at_k(axes[2], results["results"])
-    fig.tight_layout()
+    if caption:
+        fig.text(0.01, 0.01, caption, fontsize=8)
+    fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def plot_pass_at_k(ax, results: dict[str, Any]) -> None:
-    for i, row in enumerate(leaderboard(results)):
+    rows = leaderboard(results)
+    styles = ("-", "--", "-.", ":")
+    for i, row in enumerate(rows):
         ks = [int(k.split("@")[1]) for k in row if k.startswith("pass@")]
         means = [row[f"pass@{k}"]["mean"] for k in ks]
         cis = [np.nan_to_num(row[f"pass@{k}"]["ci95"]) for k in ks]
-        ax.errorbar(ks, means, yerr=cis, marker="o", capsize=3, label=row["variant"], color=f"C{i}")
-    ax.set(xscale="log", yscale="log", title="held-out pass@k (95% interval)", xlabel="k")
+        # Variants can coincide (Hard-Only and base on the tiny id): a small horizontal
+        # offset and a line style each keep every line visible.
+        shift = 1.0 + 0.03 * (i - (len(rows) - 1) / 2)
+        ax.errorbar([k * shift for k in ks], means, yerr=cis, marker="o", capsize=3,
+                    label=row["variant"], color=f"C{i}", linestyle=styles[i % len(styles)])
+    ax.set(xscale="log", yscale="log", title="held-out pass@k (95% interval)", xlabel="k",
+           ylabel="pass@k")
     ax.set_xticks([1, 4, 8, 16, 32], ["1", "4", "8", "16", "32"])
     ax.legend(fontsize=8)

@@ -1,58 +1,99 @@
-"""Seconds per step and per round of SOAR-Tiny-v0 at its default config.
+"""Seconds per step of SOAR-Tiny-v0 at its default config, quiet and beside a busy process.
 
 Default config: n=64 problems, r=1 inner run, K=10 RLOO steps, M=64 reward questions,
 g=4 steps per round. The action is what a teacher would send: 64 well-formed problems of
-uniform chain length 1-20 (the tiny teacher's own distribution). The first reset builds or
-reads the hard set and is timed separately. Prints a table, then one JSON line.
+uniform chain length 1-20 (the tiny teacher's own distribution).
 
-    python benchmarks/env_step.py --rounds 2
+Each case runs in its own process (OpenMP reads its wait policy when torch loads), one after
+another in this run, so the ratios compare like with like on a shared machine:
+- ``wait`` PASSIVE (soar_env's default) or ACTIVE (OpenMP's default: spinning threads);
+- ``busy`` 0 or 1 other CPU-bound processes running during the timed steps.
+
+    python benchmarks/env_step.py --steps 2              # the four cases, a table and JSON
+    python benchmarks/env_step.py --threads 1 --steps 2  # torch threads (0: torch's default)
 """
 
 import argparse
 import json
+import multiprocessing as mp
+import os
 import statistics
+import subprocess
+import sys
 import time
 
-import gymnasium as gym
 
-import soar_env  # noqa: F401
-from soar_env import embedded
+def _spin(stop) -> None:
+    while not stop.is_set():
+        sum(i * i for i in range(10_000))
+
+
+def run_case(steps: int, seed: int, threads: int, busy: int) -> dict:
+    """Time ``steps`` env steps in this process (called in a child per case)."""
+    import gymnasium as gym
+    import torch
+
+    import soar_env  # noqa: F401
+    from soar_env import embedded
+
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    env = gym.make("SOAR-Tiny-v0")
+    env.reset(seed=seed)
+    setup = time.perf_counter() - t0
+    domain = embedded.tiny_domain()
+    stop = mp.Event()
+    spinners = [mp.Process(target=_spin, args=(stop,), daemon=True) for _ in range(busy)]
+    for p in spinners:
+        p.start()
+    times = []
+    try:
+        for i in range(steps):
+            action = domain.problems(64, range(1, 21), seed=1000 + i)
+            t = time.perf_counter()
+            env.step(action)
+            times.append(time.perf_counter() - t)
+    finally:
+        stop.set()
+        for p in spinners:
+            p.join()
+    return {"setup_seconds": setup, "step_seconds": statistics.mean(times),
+            "torch_threads": torch.get_num_threads(),
+            "wait_policy": os.environ.get("OMP_WAIT_POLICY"), "busy": busy}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per case")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--case", help=argparse.SUPPRESS)  # internal: WAIT,BUSY in a child
     args = parser.parse_args()
-    t0 = time.perf_counter()
-    env = gym.make("SOAR-Tiny-v0")
-    obs, info = env.reset(seed=args.seed)
-    setup = time.perf_counter() - t0
-    g = env.unwrapped.config.group_size
-    domain = embedded.tiny_domain()
-    steps, rounds = [], []
-    for r in range(args.rounds):
-        start = time.perf_counter()
-        for i in range(g):
-            action = domain.problems(64, range(1, 21), seed=1000 * r + i)
-            t = time.perf_counter()
-            env.step(action)
-            steps.append(time.perf_counter() - t)
-        rounds.append(time.perf_counter() - start)
-    result = {
-        "setup_seconds": round(setup, 2),
-        "step_seconds_mean": round(statistics.mean(steps), 3),
-        "step_seconds_max": round(max(steps), 3),
-        "round_seconds_mean": round(statistics.mean(rounds), 3),
-        "steps": len(steps),
-        "config": {k: getattr(env.unwrapped.config, k) for k in
-                   ("dataset_size", "inner_runs", "inner_steps", "reward_questions", "group_size")},
-    }
-    print(f"setup (load + hard set): {setup:.1f} s")
-    print(f"step:  mean {result['step_seconds_mean']:.2f} s, max {result['step_seconds_max']:.2f} s "
-          f"over {len(steps)} steps (target <= 5 s)")
-    print(f"round: mean {result['round_seconds_mean']:.2f} s (g = {g})")
-    print(json.dumps(result))
+    if args.case:
+        busy = int(args.case.split(",")[1])
+        print(json.dumps(run_case(args.steps, args.seed, args.threads, busy)))
+        return
+    results = []
+    for wait in ("PASSIVE", "ACTIVE"):
+        for busy in (0, 1):
+            env = {**os.environ, "OMP_WAIT_POLICY": wait}
+            out = subprocess.run(
+                [sys.executable, __file__, "--case", f"{wait},{busy}", "--steps", str(args.steps),
+                 "--seed", str(args.seed), "--threads", str(args.threads)],
+                env=env, capture_output=True, text=True, check=True)
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            r = results[-1]
+            print(f"wait={wait:<7} busy={busy}  threads={r['torch_threads']}  "
+                  f"step {r['step_seconds']:.2f} s  (setup {r['setup_seconds']:.1f} s)", flush=True)
+    quiet = {r["wait_policy"]: r["step_seconds"] for r in results if r["busy"] == 0}
+    loaded = {r["wait_policy"]: r["step_seconds"] for r in results if r["busy"] == 1}
+    summary = {w: {"loaded_over_quiet": loaded[w] / quiet[w]} for w in quiet}
+    summary["PASSIVE"]["quiet_passive_over_active"] = quiet["PASSIVE"] / quiet["ACTIVE"]
+    for w, s in summary.items():
+        print(f"{w}: loaded / quiet = {s['loaded_over_quiet']:.2f}x")
+    print(f"quiet PASSIVE / quiet ACTIVE = {summary['PASSIVE']['quiet_passive_over_active']:.2f}x")
+    print(json.dumps({"cases": results, "ratios": summary}))
 
 
 if __name__ == "__main__":

@@ -9,13 +9,25 @@ transformers load only when an environment or a student is built.
     True
 """
 
+import os
+import sys
+
 from gymnasium.envs.registration import register
+
+# OpenMP threads spin while they wait for a core; on a shared machine (several seeds side by
+# side, a laptop) a spinning thread waits for a core another process holds and a step slows
+# ~10x. Passive waiting keeps the quiet-machine speed. It only takes effect when torch has not
+# been imported yet (OpenMP reads it at load); set OMP_WAIT_POLICY yourself to override.
+if "torch" not in sys.modules:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
 # One flat list with string entry points, as in gymnasium/envs/__init__.py: imports stay lazy.
 register(id="SOAR-Tiny-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny"})
 register(id="SOAR-MATH-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "paper"})
-register(id="SOAR-HARP-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "paper"})
+# HARP differs from MATH in its evaluation: the paper trains fresh students in mixed mode.
+register(id="SOAR-HARP-v0", entry_point="soar_env.env:SoarEnv",
+         kwargs={"preset": "paper", "eval_mode": "mixed"})
 register(id="SOAR-CHAMP-v0", entry_point="soar_env.env:SoarEnv",
          kwargs={"preset": "paper", "dataset": "champ"})

@@ -71,6 +71,9 @@ class SoarConfig:
     """fail@k filter (paper: 128)."""
     hard_seed: int = 0
     """Seed of the hard-set candidates and of the train/test split."""
+    eval_mode: str = "curriculum"
+    """How the evaluation protocol trains fresh students for this env: 'curriculum'
+    (synthetic first, then D_train; the paper's MATH) or 'mixed' (the paper's HARP)."""
     rl: RLOOConfig = field(default_factory=RLOOConfig)
     """The student's inner-loop RLOO settings."""
 
@@ -85,6 +88,8 @@ class SoarConfig:
             raise ValueError(f"accuracy expects one of {ACCURACY_MEASURES}, actual {self.accuracy!r}")
         if self.reward_mode not in REWARD_MODES:
             raise ValueError(f"reward_mode expects one of {REWARD_MODES}, actual {self.reward_mode!r}")
+        if self.eval_mode not in ("curriculum", "mixed"):
+            raise ValueError(f"eval_mode expects 'curriculum' or 'mixed', actual {self.eval_mode!r}")
         if self.kl_reference not in ("baseline", "base"):
             raise ValueError(f"kl_reference expects 'baseline' or 'base', actual {self.kl_reference!r}")
         if self.max_inner_steps < self.inner_steps:
@@ -127,7 +132,7 @@ def tiny(**overrides) -> SoarConfig:
     config = SoarConfig(
         student=None, domain="chain", dataset_size=64, inner_runs=1, inner_steps=10,
         reward_questions=64, group_size=4, rounds=50, tau=TINY_TAU, ma_window=3,
-        accuracy="exact", intrinsic_samples=8, hard_candidates=256,
+        accuracy="exact", intrinsic_samples=8, hard_candidates=256, eval_mode="mixed",
         rl=RLOOConfig(questions_per_step=64, samples_per_question=8, learning_rate=1e-4,
                       kl_coef=0.0, temperature=1.0, max_new_tokens=40),
     )

@@ -16,7 +16,7 @@ from soar_env.hardset import HardSet, build_hard_set
 from soar_env.problems import CHARSET, Problem, problems_from_action
 from soar_env.promotion import PromotedBank, PromotionRule
 from soar_env.rewards import INTRINSIC, intrinsic_reward
-from soar_env.rl import RLOOTrainer
+from soar_env.rl import NonFiniteUpdate, RLOOTrainer
 
 STATS = ("round_fraction", "round_position", "baseline_accuracy", "last_reward",
          "moving_average", "promotions", "bank_fraction", "inner_steps_fraction")
@@ -78,9 +78,9 @@ class SoarEnv(gym.Env):
     ``reward_mode="learnability"``, ``rl=RLOOConfig(...)``; or ``config=SoarConfig(...)``;
     ``preset`` ('tiny' or 'paper') picks the defaults. The math ids (SOAR-MATH-v0,
     SOAR-HARP-v0, SOAR-CHAMP-v0) need ``student=`` (folder or hub id) and, except CHAMP,
-    ``dataset=`` (a MATH-format file). ``timing_in_info=False`` leaves
-    wall-clock seconds out of ``info`` (they differ between identical runs, so Gymnasium's
-    determinism check fails with them); they are always on ``env.unwrapped.compute``.
+    ``dataset=`` (a MATH-format file). ``timing_in_info=True`` adds wall-clock seconds to
+    ``info`` (off by default: they differ between identical runs, so Gymnasium's
+    determinism check would fail); they are always on ``env.unwrapped.compute``.
 
     ## Version History
     * v0: initial version (SOAR-Tiny-v0, SOAR-MATH-v0, SOAR-HARP-v0, SOAR-CHAMP-v0).
@@ -89,7 +89,7 @@ class SoarEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, config: SoarConfig | None = None, preset: str = "tiny",
-                 timing_in_info: bool = True, **overrides: Any):
+                 timing_in_info: bool = False, **overrides: Any):
         if config is None:
             if preset not in PRESETS:
                 raise ValueError(f"preset expects one of {tuple(PRESETS)}, actual {preset!r}")
@@ -322,21 +322,33 @@ class SoarEnv(gym.Env):
         scores = domain.grade_batch(rollout.texts, [a for a in answers for _ in range(samples)])
         return float(np.mean(scores))
 
-    def _grounded(self, problems: list[Problem], info: dict) -> tuple[float, dict]:
+    def _grounded(self, problems: list[Problem], info: dict) -> tuple[float | None, dict | None]:
         """Mean reward of r inner runs, and the median run (the promotion candidate).
+
+        Runs whose update went non-finite are skipped and listed in
+        ``info['nonfinite_runs']``; when every run failed the result is ``(None, None)``
+        and the step pays ``floor_reward``.
 
         Each run but the last keeps a copy of its weights for the median choice; the last
         run's weights stay live in the student (snapshot None) until ``step`` restores it.
         """
         cfg = self.config
         rl = cfg.rl
-        runs = []
+        runs, failed = [], []
         for j in range(cfg.inner_runs):
             self.student.restore(self._baseline)
             trainer = RLOOTrainer(self.student, self.domain.reward_batch, self._prompt,
                                   rl, reference=self.reference, seed=self._seed())
-            stats = trainer.train(problems, self._inner_steps)
-            after = self.accuracy(self._reward_questions)
+            try:
+                stats = trainer.train(problems, self._inner_steps)
+                after = self.accuracy(self._reward_questions)
+                if not np.isfinite(after):
+                    raise NonFiniteUpdate(f"accuracy after training is {after}")
+            except NonFiniteUpdate as error:
+                # A diverged run says nothing about the dataset: skip it, keep the baseline.
+                failed.append(str(error))
+                self.student.restore(self._baseline)
+                continue
             self.compute["sampled_tokens"] += sum(int(s["sampled_tokens"]) for s in stats)
             self.compute["student_updates"] += int(sum(s["updated"] for s in stats))
             runs.append({
@@ -344,6 +356,10 @@ class SoarEnv(gym.Env):
                 "train_reward": [s["reward"] for s in stats],
                 "snapshot": self.student.snapshot() if j < cfg.inner_runs - 1 else None,
             })
+        if failed:
+            info["nonfinite_runs"] = failed
+        if not runs:
+            return None, None
         info["run_rewards"] = [r["reward"] for r in runs]
         info["accuracy_after"] = [r["accuracy_after"] for r in runs]
         info["train_reward"] = [float(np.mean(r["train_reward"])) for r in runs]
@@ -366,7 +382,7 @@ class SoarEnv(gym.Env):
         successes = [int(sum(x >= 1.0 for x in scores[i * s : (i + 1) * s]))
                      for i in range(len(problems))]
         info["success_rates"] = [c / s for c in successes]
-        return intrinsic_reward(cfg.reward_mode, successes, s)
+        return intrinsic_reward(cfg.reward_mode, successes, s, [p.question for p in problems])
 
     def _end_round(self) -> dict:
         cfg = self.config

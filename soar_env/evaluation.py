@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -58,8 +58,12 @@ class EvalConfig:
     """Stop when the smoothed training-reward slope falls below ``stop_fraction`` of its max."""
     stop_fraction: float = 0.15
     """Paper: 15%."""
-    smoothing: int = 10
-    """Window (steps) of the training-reward moving average and of its slope."""
+    smoothing: int = 100
+    """Window (steps) of the training-reward moving average and of its slope (see
+    ``SlopeStopper``): 100 never stops early on a steady rise with per-step noise 0.02."""
+    min_steps: int = 200
+    """No early stop before this many steps (after the curriculum -> D_train switch, counted
+    from the switch)."""
     samples: int = 32
     """Samples per D_test problem for pass@k (paper: 32)."""
     measure: str = "sampled"
@@ -104,7 +108,9 @@ class EvalConfig:
 
     @classmethod
     def for_env(cls, env: Any, **overrides: Any) -> EvalConfig:
-        return cls.tiny(**overrides) if env.config.domain == "chain" else replace(cls(), **overrides)
+        """The env's protocol: its preset's settings and its ``eval_mode`` (HARP: mixed)."""
+        base = cls.tiny() if env.config.domain == "chain" else cls()
+        return replace(base, mode=env.config.eval_mode, **overrides)
 
 
 @dataclass
@@ -137,8 +143,9 @@ def interval(values: list[float]) -> dict[str, float]:
 
 def _t95(n: int) -> float:
     """Two-sided 95% t quantile for n samples (n - 1 degrees of freedom)."""
-    table = {2: 12.71, 3: 4.30, 4: 3.18, 5: 2.78, 6: 2.57, 7: 2.45, 8: 2.36, 9: 2.31, 10: 2.26}
-    return table.get(n, 1.96 if n > 30 else 2.2) if n > 1 else float("nan")
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1)) if n > 1 else float("nan")
 
 
 def evaluate_student(
@@ -171,36 +178,63 @@ def evaluate_student(
 
 
 class SlopeStopper:
-    """The paper's stopping rule: the smoothed training-reward slope fell below a fraction
-    of its maximum.
+    """The paper's stopping rule, made robust to per-step noise.
 
-    The reward is smoothed by a moving average over ``window`` steps; the slope at step t is
-    ``smooth[t] - smooth[t - window]``. ``update`` returns True once a slope is below
-    ``fraction`` times the largest positive slope seen (never before ``2 * window`` steps).
+    The paper stops "when the smoothed training-reward slope falls below 15% of its
+    maximum". How it smooths is not said; here:
+
+    - the reward is smoothed by a moving average over the last ``window`` steps;
+    - the slope at step t is ``smooth[t] - smooth[t - window]``: two disjoint windows, so
+      one noisy step moves it by at most ``1 / window`` of its size;
+    - no decision before ``min_steps`` (default ``2 * window``, the first full slope);
+    - it stops once the slope has stayed below ``fraction`` times the largest slope seen
+      for ``patience`` consecutive steps (default ``window // 2``).
+
+    On a plateau it therefore stops within ``2 * window + patience`` steps of the plateau's
+    start. ``reset`` starts afresh (the evaluation calls it at the curriculum -> D_train
+    switch, where the training data and so the reward scale change).
     """
 
-    def __init__(self, window: int = 10, fraction: float = 0.15):
+    def __init__(self, window: int = 100, fraction: float = 0.15, min_steps: int | None = None,
+                 patience: int | None = None):
+        if window < 1 or not 0 < fraction < 1:
+            raise ValueError(f"Expects window >= 1 and 0 < fraction < 1, actual {window}, {fraction}")
         self.window, self.fraction = window, fraction
+        self.min_steps = max(2 * window, min_steps or 0)
+        self.patience = patience if patience is not None else max(1, window // 2)
+        self.reset()
+
+    def reset(self) -> None:
         self.rewards: list[float] = []
-        self.smooth: list[float] = []
         self.best_slope = 0.0
+        self.below = 0
+
+    def slope(self) -> float | None:
+        """The current smoothed slope, or None before two full windows."""
+        w = self.window
+        if len(self.rewards) < 2 * w:
+            return None
+        return float(np.mean(self.rewards[-w:]) - np.mean(self.rewards[-2 * w : -w]))
 
     def update(self, reward: float) -> bool:
-        w = self.window
-        self.rewards.append(reward)
-        self.smooth.append(float(np.mean(self.rewards[-w:])))
-        if len(self.smooth) <= 2 * w:
+        """Record one step's training reward; True when training should stop."""
+        self.rewards.append(float(reward))
+        slope = self.slope()
+        if slope is None:
             return False
-        slope = self.smooth[-1] - self.smooth[-1 - w]
         self.best_slope = max(self.best_slope, slope)
-        return self.best_slope > 0 and slope < self.fraction * self.best_slope
+        flat = self.best_slope > 0 and slope < self.fraction * self.best_slope
+        self.below = self.below + 1 if flat and len(self.rewards) >= self.min_steps else 0
+        return self.below >= self.patience
 
 
 def train_fresh_student(
-    env: Any, curriculum: Sequence[Problem], seed: int, config: EvalConfig
+    env: Any, curriculum: Sequence[Problem], seed: int, config: EvalConfig,
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[int, list[float]]:
     """Train the env's student from the base weights on ``curriculum`` + D_train, in place.
 
+    ``on_step(steps_done)`` is called after every step (e.g. to measure a learning curve).
     Returns the steps taken and the training reward per step.
     """
     rl = config.rl or env.config.rl
@@ -220,13 +254,17 @@ def train_fresh_student(
     mixed = synthetic + real
     random.Random(seed).shuffle(mixed)
     rewards: list[float] = []
-    stopper = SlopeStopper(config.smoothing, config.stop_fraction)
+    stopper = SlopeStopper(config.smoothing, config.stop_fraction, config.min_steps)
     for step in range(config.max_steps):
         if config.mode == "curriculum" and synthetic:
+            if step == config.synthetic_steps:
+                stopper.reset()  # D_train from here: a new reward curve
             data = synthetic if step < config.synthetic_steps else real
         else:
             data = mixed
         rewards.append(trainer.step(data)["reward"])
+        if on_step is not None:
+            on_step(step + 1)
         if stopper.update(rewards[-1]) and config.early_stop:
             return step + 1, rewards
     return config.max_steps, rewards

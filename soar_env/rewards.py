@@ -25,13 +25,22 @@ def learnability(p: float, successes: int, samples: int) -> float:
 
 
 def rzero(p: float, successes: int, samples: int) -> float:
-    """R-Zero's uncertainty reward max(0, 1 - 2|p - 1/2|) (without its repetition penalty)."""
+    """R-Zero's uncertainty reward max(0, 1 - 2|p - 1/2|), before its repetition penalty.
+
+    ``intrinsic_reward('rzero', ..., questions=...)`` subtracts the penalty
+    (``repetition_penalties``), as R-Zero's challenger reward does.
+    """
     return max(0.0, 1.0 - 2.0 * abs(p - 0.5))
 
 
 def azr(p: float, successes: int, samples: int) -> float:
-    """Absolute Zero's proposer reward: 1 - p, and 0 when always or never solved."""
-    return 0.0 if successes in (0, samples) else 1.0 - p
+    """Absolute Zero's proposer reward: 1 - p, and 0 when always or never solved.
+
+    This is the same function as ``learnability`` (the paper's Intrinsic-T): 1 - p is
+    already 0 when always solved. ``azr`` is kept as a documented alias so that runs can be
+    named after the source they follow; both give the same rewards for every success count.
+    """
+    return learnability(p, successes, samples)
 
 
 def sqlm(p: float, successes: int, samples: int) -> float:
@@ -54,11 +63,56 @@ INTRINSIC: dict[str, Callable[[float, int, int], float]] = {
 REWARD_MODES = ("grounded", *INTRINSIC)
 
 
-def intrinsic_reward(mode: str, successes: Sequence[int], samples: int) -> float:
-    """Mean intrinsic reward of a dataset from per-question success counts."""
+REPETITION_THRESHOLD = 0.5
+"""R-Zero clusters questions whose BLEU distance ``1 - BLEU`` is below this (its tau_BLEU)."""
+
+
+def repetition_penalties(questions: Sequence[str], threshold: float = REPETITION_THRESHOLD,
+                         weight: float = 1.0) -> list[float]:
+    """R-Zero's repetition penalty: ``weight * |C(x_i)| / B`` per question of a batch.
+
+    Questions are clustered agglomeratively (average linkage) on the distance
+    ``1 - BLEU(x_i, x_j)`` (character BLEU, symmetrised, in [0, 1]) cut at ``threshold``;
+    ``C(x_i)`` is the cluster of ``x_i`` and ``B`` the batch size. A batch of distinct
+    questions pays ``1 / B`` each; a batch of copies pays ``weight`` each.
+    """
+    from sacrebleu.metrics import BLEU
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    b = len(questions)
+    if b < 2:
+        return [weight / max(b, 1)] * b
+    bleu = BLEU(tokenize="char", effective_order=True)
+    distance = []  # condensed upper triangle, the layout scipy's linkage takes
+    for i in range(b):
+        for j in range(i + 1, b):
+            if questions[i] == questions[j]:
+                distance.append(0.0)
+                continue
+            score = (bleu.sentence_score(questions[i], [questions[j]]).score
+                     + bleu.sentence_score(questions[j], [questions[i]]).score) / 200.0
+            distance.append(1.0 - score)
+    labels = fcluster(linkage(distance, method="average"), t=threshold, criterion="distance")
+    sizes = {label: int((labels == label).sum()) for label in set(labels)}
+    return [weight * sizes[label] / b for label in labels]
+
+
+def intrinsic_reward(mode: str, successes: Sequence[int], samples: int,
+                     questions: Sequence[str] | None = None) -> float:
+    """Mean intrinsic reward of a dataset from per-question success counts.
+
+    For 'rzero', ``questions`` (the dataset's question texts) turn on R-Zero's repetition
+    penalty: each question's reward is ``max(0, uncertainty - penalty)``.
+    """
     if mode not in INTRINSIC:
         raise ValueError(f"Expects an intrinsic mode in {tuple(INTRINSIC)}, actual {mode!r}")
     if not successes:
         raise ValueError("Expects at least one question, actual none")
     fn = INTRINSIC[mode]
-    return sum(fn(c / samples, c, samples) for c in successes) / len(successes)
+    values = [fn(c / samples, c, samples) for c in successes]
+    if mode == "rzero" and questions is not None:
+        if len(questions) != len(successes):
+            raise ValueError(f"Expects one question per success count, actual {len(questions)} "
+                             f"questions for {len(successes)} counts")
+        values = [max(0.0, v - pen) for v, pen in zip(values, repetition_penalties(questions))]
+    return sum(values) / len(values)

@@ -25,6 +25,13 @@ RewardFn = Callable[[list[str], list[str]], list[float]]
 """``reward_fn(completions, answers) -> one score per completion`` (TRL's shape)."""
 
 
+class NonFiniteUpdate(RuntimeError):
+    """An update produced a non-finite loss or weights (e.g. learning_rate=inf).
+
+    Raised before the bad weights can reach sampling; the caller restores a snapshot.
+    """
+
+
 @dataclass
 class RLOOConfig:
     """Hyperparameters of one RLOO training run (defaults: the paper's student)."""
@@ -152,10 +159,17 @@ class RLOOTrainer:
         cfg = self.config
         start = time.perf_counter()
         batch = self._next_batch(problems)
-        rollout = self.policy.sample(
-            [self.prompt_fn(p.question) for p in batch], cfg.samples_per_question,
-            cfg.max_new_tokens, cfg.temperature, self.generator,
-        )
+        try:
+            rollout = self.policy.sample(
+                [self.prompt_fn(p.question) for p in batch], cfg.samples_per_question,
+                cfg.max_new_tokens, cfg.temperature, self.generator,
+            )
+        except RuntimeError as error:
+            # Finite but huge weights (a diverged update) overflow the logits; torch then
+            # fails in multinomial with "probability tensor contains either inf, nan ...".
+            if "inf" in str(error) or "nan" in str(error):
+                raise NonFiniteUpdate(f"sampling failed on diverged weights: {error}") from error
+            raise
         answers = [p.answer for p in batch for _ in range(cfg.samples_per_question)]
         rewards = torch.tensor(self.reward_fn(rollout.texts, answers), dtype=torch.float32)
         grouped = rewards.view(len(batch), cfg.samples_per_question)
@@ -185,11 +199,18 @@ class RLOOTrainer:
             loss, loss_stats = policy_gradient_loss(
                 logprobs, args[3], advantages.flatten().to(logprobs.device)[rows], ref, cfg.kl_coef
             )
+            if not torch.isfinite(loss):
+                raise NonFiniteUpdate(f"RLOO loss is {loss.item()} (check learning_rate and kl_coef)")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.policy.model.parameters(), cfg.max_grad_norm)
             self.optimizer.step()
             self.policy.model.eval()
+            # One pass over the weights per update: a non-finite weight would otherwise only
+            # surface in the next sampling call, deep inside torch.multinomial.
+            if not all(torch.isfinite(p).all() for p in self.policy.model.parameters()):
+                raise NonFiniteUpdate("RLOO update produced non-finite weights "
+                                      "(check learning_rate and kl_coef)")
             stats.update(loss_stats, updated=1.0)
         stats["seconds"] = time.perf_counter() - start
         return stats

@@ -21,9 +21,35 @@ def env():
 
 
 def test_check_env_passes():
-    # Wall-clock seconds differ between identical runs: Gymnasium's determinism check
-    # compares infos, so they stay out of info here (they remain on env.compute).
-    check_env(gym.make("SOAR-Tiny-v0", timing_in_info=False, **FAST).unwrapped)
+    # Wall-clock seconds differ between identical runs, so they stay out of info by default
+    # (Gymnasium's determinism check compares infos); they remain on env.compute.
+    check_env(gym.make("SOAR-Tiny-v0", **FAST).unwrapped)
+
+
+def test_timing_in_info_is_opt_in():
+    env = gym.make("SOAR-Tiny-v0", timing_in_info=True, **FAST)
+    env.reset(seed=0)
+    info = env.step(embedded.good_stones(8, seed=0))[-1]
+    assert info["step_seconds"] > 0 and info["compute"]["wall_seconds"] > 0
+
+
+def test_nonfinite_update_is_skipped_and_flagged():
+    from soar_env.rl import RLOOConfig
+
+    rl = RLOOConfig(questions_per_step=8, samples_per_question=8, learning_rate=1e-4,
+                    kl_coef=0.0, max_new_tokens=40)
+    rl.learning_rate = float("inf")  # past validation: stands for any update that diverges
+    env = gym.make("SOAR-Tiny-v0", **{**FAST, "inner_runs": 2}, rl=rl)
+    obs, _ = env.reset(seed=0)
+    base = env.unwrapped.student.snapshot()
+    obs, reward, _, _, info = env.step(embedded.good_stones(8, seed=0))
+    assert np.isfinite(reward) and reward == env.unwrapped.config.floor_reward
+    assert len(info["nonfinite_runs"]) == 2 and "learning_rate" in info["nonfinite_runs"][0]
+    assert env.observation_space.contains(obs)
+    # The baseline is untouched and the next step samples without a torch error.
+    after = env.unwrapped.student.snapshot()
+    assert all(bool((after[k] == base[k]).all()) for k in base)
+    env.step(embedded.good_stones(8, seed=1))
 
 
 def test_unknown_id_and_bad_config_errors():
@@ -102,8 +128,7 @@ def _rollout(seed, actions, **overrides):
     out = []
     for action in actions:
         _, reward, _, truncated, info = env.step(action)
-        info.pop("step_seconds")
-        info["compute"].pop("wall_seconds")
+        assert "step_seconds" not in info and "wall_seconds" not in info["compute"]
         out.append((reward, truncated, info))
     return out
 

@@ -96,19 +96,6 @@ def test_train_killed_mid_run_resumes_to_the_same_rewards(tmp_path):
     assert again.wait() != 0 and "--resume" in again.output()
 
 
-def test_slope_stopper_stops_when_learning_flattens():
-    from soar_env.evaluation import SlopeStopper
-
-    rising = SlopeStopper(window=5)
-    assert not any(rising.update(0.01 * t) for t in range(200))  # still learning: never stops
-    plateau = SlopeStopper(window=5)
-    curve = [min(0.01 * t, 0.3) for t in range(200)]  # rises for 30 steps, then flat
-    stop = next(t for t, r in enumerate(curve) if plateau.update(r))
-    assert 30 < stop < 45
-    flat = SlopeStopper(window=5)
-    assert not any(flat.update(0.0) for _ in range(50))  # no rise yet: no maximum to fall from
-
-
 def test_diversity_measures():
     from soar_env.diagnostics import self_bleu, vendi_score
 
