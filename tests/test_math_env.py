@@ -53,9 +53,11 @@ def test_math_env_reset_and_step(math_setup):
            "<question>Broken LaTeX?</question><answer>\\boxed{\\sqrt}</answer>"
            "<question>Fine?</question><answer>\\boxed{\\frac{1}{2}}</answer>")
     _, _, _, _, info = env.step(raw)
-    assert info["valid_problems"] == 1 and info["invalid_problems"] == 2
+    # dataset_size is 2: the third pair is counted, not used (raw text holds at most n problems).
+    assert info["valid_problems"] == 0 and info["invalid_problems"] == 3
     assert any("boxed" in e for e in info["parse_errors"])
     assert any("Math-Verify cannot parse" in e for e in info["parse_errors"])
+    assert any("beyond the dataset size 2" in e for e in info["parse_errors"])
 
 
 def test_math_env_passes_check_env(math_setup):
