@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from soar_env.grading import exact_match, exact_match_scores
-from soar_env.problems import Problem
+from soar_env.problems import Problem, ascii_error
 
 SKILLS: tuple[str, ...] = ("+", "-", "*")
 ARGUMENTS: dict[str, tuple[int, ...]] = {"+": (1, 2, 3), "-": (1, 2, 3), "*": (2, 3, 7)}
@@ -90,6 +90,8 @@ class ChainDomain:
         default_factory=lambda: {"+": 0.6, "-": 0.5, "*": 0.4}
     )
     name: str = "chain"
+    # Action texts are printable ASCII (the env's CHARSET); the grammar below is narrower.
+    text_error = staticmethod(ascii_error)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_len <= 40:
