@@ -37,14 +37,23 @@ class SoarEnv(gym.Env):
     at the end of each round the promotion rule may replace the baseline.
 
     ## Action Space
-    ``Tuple`` of ``n`` ``Dict(question=Text, answer=Text)`` over printable ASCII
-    (``CHARSET``). Also accepted and converted: a list of ``Problem``, of ``(question,
-    answer)`` pairs or of dicts, and the teacher's raw text in the paper's format
-    ``<question>...</question><answer>\\boxed{...}</answer>`` (any number of pairs).
-    Problems the domain cannot use (empty, unparseable, over-long, answer of the wrong
-    shape) are counted in ``info`` and never trained on. Wrong types, a wrong count of
-    problems, characters outside the charset or texts over the space's length raise a
-    ``ValueError`` saying what was expected.
+    ``Tuple`` of ``n`` ``Dict(question=Text, answer=Text)``: texts of at most 64 characters
+    (SOAR-Tiny-v0) or 4096 (math) over printable ASCII with tab and newline (``CHARSET``).
+    Every member of the space is accepted without error. The env also accepts, beyond it:
+    a list (or 1-D array) of ``Problem``, of ``(question, answer)`` pairs or of dicts (extra
+    keys ignored), and the teacher's raw text in the paper's format
+    ``<question>...</question><answer>\\boxed{...}</answer>``. The rules are the same on
+    every path and judge each problem, never the whole action: a text over the length, a
+    character outside the domain's charset (chain: ``CHARSET``, and ASCII digits where its
+    grammar has digits; math: any printable Unicode such as ×, π, ≤, i.e. more than the
+    space, but no control character except tab and newline, so the space's ``\\r`` is
+    counted invalid there), an empty field or a problem the domain cannot use (unparseable,
+    answer of the wrong shape) is counted in ``info["invalid_problems"]`` with its reason in
+    ``info["parse_errors"]`` and never trained on. Raw text is read up to
+    ``n * 2 * (max length + 64)`` characters and for its first ``n`` pairs; the rest is
+    counted invalid (``soar_env.problems.raw_text_cap``). Only a structurally wrong action
+    raises ``ValueError`` saying what was expected: not a sequence or str, a count other
+    than ``n``, an item that is not a problem, a field that is not a str.
 
     ## Observation Space
     ``Dict(prompt=Text, stats=Box(-1, 1, (8,)))``: the teacher prompt of the domain (it

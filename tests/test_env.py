@@ -98,14 +98,17 @@ def test_malformed_problems_are_counted_not_trained(env):
     assert "run_rewards" not in info  # nothing was trained
     _, reward, _, _, info = env.step("no tags at all")
     assert info["valid_problems"] == 0 and reward == 0.0
+    # Over-long and non-ASCII texts are the problem's fault, not the action's: counted.
+    _, _, _, _, info = env.step(good[:6] + [("q" * 65, "a"), ("q\u00e9", "a")])
+    assert info["valid_problems"] == 6 and info["invalid_problems"] == 2
+    assert "over 64 characters" in info["parse_errors"][0]
+    assert "outside printable ASCII" in info["parse_errors"][1]
 
 
 @pytest.mark.parametrize("action, match", [
     (42, "Expects a dataset"),
     ([("1", "2")] * 3, "Expects 8 problems"),
     ([{"question": 1, "answer": "2"}] * 8, "as str"),
-    ([("q" * 65, "a")] * 8, "at most 64"),
-    ([("q\u00e9", "a")] * 8, "printable ASCII"),
     ([object()] * 8, "as a dict"),
 ])
 def test_actions_outside_the_space_raise(env, action, match):

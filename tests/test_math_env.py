@@ -53,9 +53,16 @@ def test_math_env_reset_and_step(math_setup):
            "<question>Broken LaTeX?</question><answer>\\boxed{\\sqrt}</answer>"
            "<question>Fine?</question><answer>\\boxed{\\frac{1}{2}}</answer>")
     _, _, _, _, info = env.step(raw)
-    assert info["valid_problems"] == 1 and info["invalid_problems"] == 2
+    # dataset_size is 2: the third pair is counted, not used (raw text holds at most n problems).
+    assert info["valid_problems"] == 0 and info["invalid_problems"] == 3
     assert any("boxed" in e for e in info["parse_errors"])
     assert any("Math-Verify cannot parse" in e for e in info["parse_errors"])
+    assert any("beyond the dataset size 2" in e for e in info["parse_errors"])
+    # Unicode a math teacher writes is fine; control characters make only that problem invalid.
+    action = [("What is $3 × 4$, with π ≤ 4?", "\\boxed{12}"), ("Bell\x07?", "\\boxed{1}")]
+    _, _, _, _, info = env.step(action)
+    assert info["valid_problems"] == 1 and info["invalid_problems"] == 1
+    assert "unprintable characters" in info["parse_errors"][0]
 
 
 def test_math_env_passes_check_env(math_setup):

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from soar_env.grading import exact_match, exact_match_scores
-from soar_env.problems import Problem
+from soar_env.problems import Problem, ascii_error
 
 SKILLS: tuple[str, ...] = ("+", "-", "*")
 ARGUMENTS: dict[str, tuple[int, ...]] = {"+": (1, 2, 3), "-": (1, 2, 3), "*": (2, 3, 7)}
@@ -39,6 +39,9 @@ EMPTY_SLOT = ".."
 TEACHER_PROMPT = "Q:"
 # Everything the tokenizer knows besides its two special tokens.
 ALPHABET = "0123456789+-*.=,Q:"
+# The grammar's digits. Not str.isdigit: it takes '٣' and '³' (and int takes '٣'), which the
+# tokenizer maps to <pad>: the student would train on padding and is_correct would count it.
+DIGITS = "0123456789"
 
 
 def apply_op(state: int, op: str, arg: int) -> int:
@@ -87,6 +90,8 @@ class ChainDomain:
         default_factory=lambda: {"+": 0.6, "-": 0.5, "*": 0.4}
     )
     name: str = "chain"
+    # Action texts are printable ASCII (the env's CHARSET); the grammar below is narrower.
+    text_error = staticmethod(ascii_error)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_len <= 40:
@@ -130,7 +135,7 @@ class ChainDomain:
                 f"Expects {self.question_chars} characters (start digit and "
                 f"{self.max_len} slots), actual {len(question)}"
             )
-        if not question[0].isdigit():
+        if question[0] not in DIGITS:
             raise ValueError(f"Expects a start digit, actual {question[0]!r}")
         steps: list[tuple[str, int]] = []
         for i in range(self.max_len):
@@ -141,7 +146,7 @@ class ChainDomain:
                     raise ValueError(f"Expects only empty slots after slot {i}, actual {rest!r}")
                 break
             op, arg = slot[0], slot[1]
-            if op not in ARGUMENTS or not arg.isdigit() or int(arg) not in ARGUMENTS[op]:
+            if op not in ARGUMENTS or arg not in DIGITS or int(arg) not in ARGUMENTS[op]:
                 raise ValueError(f"Expects an operation like '+3' in slot {i}, actual {slot!r}")
             steps.append((op, int(arg)))
         if not steps:
@@ -172,7 +177,7 @@ class ChainDomain:
         except ValueError as err:
             return f"question: {err}"
         states = answer.strip().split(",")
-        if len(states) != chain.length or not all(len(s) == 1 and s.isdigit() for s in states):
+        if len(states) != chain.length or not all(len(s) == 1 and s in DIGITS for s in states):
             return f"answer: expects {chain.length} comma-separated digits, actual {answer[:50]!r}"
         return None
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from soar_env.grading import MAX_ANSWER_CHARS, graded_rewards, is_correct_batch, last_boxed, parses_batch
-from soar_env.problems import Problem, strip_boxed
+from soar_env.problems import Problem, strip_boxed, unicode_error
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +144,7 @@ class MathDomain:
     - ``grade_batch``: 1.0 when the last ``\\boxed{}`` verifies against the reference (the
       accuracy measures and the fail@k filter);
     - ``reward_batch``: the paper's graded student reward (the inner loop's RLOO reward);
+    - ``text_error``: the characters an action's texts may hold (``unicode_error``);
     - ``validate``: a teacher problem needs a question and a boxed-able answer of at most
       ``MAX_ANSWER_CHARS`` characters without NUL bytes;
     - ``validate_batch``: ``validate``, then the paper's last check, in one bounded batch:
@@ -152,6 +153,8 @@ class MathDomain:
 
     name = "math"
     teacher_prompt = TEACHER_PROMPT
+    # Action texts: any printable Unicode (×, π, ≤, Greek...), no control characters but \n, \t.
+    text_error = staticmethod(unicode_error)
 
     @staticmethod
     def student_prompt(question: str) -> str:
