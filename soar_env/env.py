@@ -115,12 +115,11 @@ class SoarEnv(gym.Env):
             from soar_env.domains.math import MathDomain
             from soar_env.student.hf import HFStudent
 
-            if not self.config.dataset or not self.config.student:
-                raise ValueError(
-                    "The math domain expects student= (a local model folder or hub id) and "
-                    "dataset= (a MATH-format JSON/JSONL/parquet file, or 'champ'), actual "
-                    f"student={self.config.student!r}, dataset={self.config.dataset!r}"
-                )
+            # Name only what is missing: the paper preset has a student default (a hub id).
+            for name, what in (("dataset", "a MATH-format JSON/JSONL/parquet file, or 'champ'"),
+                               ("student", "a local model folder or hub id")):
+                if not getattr(self.config, name):
+                    raise ValueError(f"The math domain expects {name}= ({what}); none was given")
             self.domain = MathDomain()
             self.student = HFStudent.from_pretrained(self.config.student)
             max_text = 4096

@@ -39,6 +39,22 @@ def test_uncached_hub_id_offline_gives_one_clear_error():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)
     assert "Pass a local folder instead" in out.stdout, out.stderr[-1000:]
+    assert "hf download" in out.stdout  # huggingface-cli is gone from current huggingface_hub
+
+
+def test_unreachable_hub_is_probed_once_and_skipped():
+    # No offline flag, but the endpoint refuses connections: the probe says so and the
+    # loader goes straight to its error instead of the hub library's retries.
+    code = ("import time\nfrom soar_env.hub import hub_reachable\n"
+            "from soar_env.student.hf import HFStudent\n"
+            "print('reachable', hub_reachable())\n"
+            "try:\n    HFStudent.from_pretrained('org/not-cached-model')\n"
+            "except FileNotFoundError as e:\n    print(e)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert "reachable False" in out.stdout and "hf download" in out.stdout, out.stderr[-1000:]
 
 
 def test_missing_local_folder(tmp_path):

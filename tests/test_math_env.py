@@ -74,3 +74,9 @@ def test_math_config_errors(math_setup):
         _make(*math_setup, accuracy="exact")
     with pytest.raises(FileNotFoundError):
         gym.make("SOAR-MATH-v0", student=math_setup[0], dataset="/nonexistent/math.jsonl").reset(seed=0)
+
+
+def test_math_id_without_arguments_names_what_is_missing():
+    with pytest.raises(ValueError, match=r"expects dataset= .*none was given") as err:
+        gym.make("SOAR-MATH-v0")
+    assert "student" not in str(err.value)  # the preset has a student default

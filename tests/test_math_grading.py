@@ -216,7 +216,7 @@ def test_load_math_parquet(tmp_path):
 
 
 def test_load_math_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="Expects a MATH-format file"):
+    with pytest.raises(FileNotFoundError, match="not found: .*missing.jsonl"):
         load_math_jsonl(tmp_path / "missing.jsonl")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"problem": "x", "answer": "1"}\nnot json\n')

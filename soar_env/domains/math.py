@@ -54,7 +54,8 @@ def load_math_jsonl(path: str | Path) -> list[Problem]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Expects a MATH-format file (JSONL, JSON list or parquet), actual {path}")
+        raise FileNotFoundError(f"Dataset file not found: {path} (expects a MATH-format JSONL, "
+                                "JSON list or parquet file)")
     rows = _read_rows(path)
     problems, skipped = [], 0
     for n, row in enumerate(rows, 1):
@@ -286,6 +287,10 @@ def _hub_file(dataset_id: str) -> Path:
     try:
         import datasets
 
+        from soar_env.hub import hub_reachable
+
+        if not hub_reachable():  # fail in ~1 s rather than after the library's retries
+            raise ConnectionError("the hub is not reachable (or HF_*_OFFLINE is set)")
         rows = datasets.load_dataset(name, config, split=split)
     except Exception as err:  # ImportError, offline, unknown id: one clear message
         raise FileNotFoundError(

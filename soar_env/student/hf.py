@@ -57,11 +57,12 @@ def _load_local(path: Path, dtype: torch.dtype):
 
 
 def _load_hub(model_id: str, dtype: torch.dtype):
-    import os
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    attempts = [True] if os.environ.get("HF_HUB_OFFLINE") == "1" else [True, False]
+    from soar_env.hub import hub_reachable
+
+    # The cache first; the network only when a one-second probe says the hub answers.
+    attempts = [True, False] if hub_reachable() else [True]
     last: Exception | None = None
     for local_only in attempts:  # the cache first: no network round trip when cached
         try:
@@ -73,7 +74,7 @@ def _load_hub(model_id: str, dtype: torch.dtype):
     raise FileNotFoundError(
         f"Could not load {model_id!r}: it is not in the local Hugging Face cache and the hub "
         f"could not be reached ({type(last).__name__}). Pass a local folder instead, e.g. "
-        f"`huggingface-cli download {model_id} --local-dir /models/NAME` on a machine with "
+        f"`hf download {model_id} --local-dir /models/NAME` on a machine with "
         "network, then student='/models/NAME'."
     ) from last
 
