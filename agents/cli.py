@@ -12,7 +12,7 @@ imports them; ``stones`` and ``hardset`` are ``soar_env.cli``'s own commands.
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,19 +20,71 @@ from typing import Any
 from soar_env import __version__
 from soar_env import cli as env_cli
 
+from . import TEACHERS
 
-def _overrides(pairs: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs, values parsed as JSON when they can be (numbers, booleans)."""
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise SystemExit(f"--set expects key=value, actual {pair!r}")
-        key, value = pair.split("=", 1)
+
+class UsageError(ValueError):
+    """A mistake in the command line: printed as one line, before any work starts."""
+
+
+def _positive(name: str, minimum: int = 1):
+    def parse(text: str) -> int:
         try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} expects an integer, actual {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{name} expects >= {minimum}, actual {value}")
+        return value
+
+    return parse
+
+
+def parse_settings(env_id: str, teacher: str, pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``--set key=value`` pairs as (env settings, teacher settings), typed and checked.
+
+    Env keys are ``SoarConfig`` fields, nested ones dotted (``rl.learning_rate``); teacher
+    keys start with ``teacher.`` (``teacher.learning_rate``). The whole env config is built
+    once with the preset of ``env_id``, so cross-field rules are checked too. Only config
+    modules are imported: a mistake costs about a second, not a model load.
+    """
+    import gymnasium as gym
+
+    import soar_env  # noqa: F401  (registers the ids)
+    from soar_env.config import PRESETS, SoarConfig
+    from soar_env.fields import coerce_field
+
+    if env_id not in gym.registry:
+        ids = sorted(k for k in gym.registry if k.startswith("SOAR"))
+        raise UsageError(f"--env expects a registered id ({', '.join(ids)}), actual {env_id!r}")
+    env_settings: dict[str, Any] = {}
+    teacher_settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set expects KEY=VALUE, actual {pair!r}")
+        if key.startswith("teacher."):
+            teacher_settings[key.removeprefix("teacher.")] = text
+        else:
+            env_settings[key] = coerce_field(SoarConfig, key, text)
+    kwargs = dict(gym.spec(env_id).kwargs)
+    preset = kwargs.pop("preset", "tiny")
+    kwargs.pop("config", None)
+    PRESETS[preset](**kwargs).replace(**env_settings)  # cross-field rules, e.g. max_inner_steps
+    if teacher_settings:
+        teacher_settings = _teacher_settings(teacher, teacher_settings)
+    return env_settings, teacher_settings
+
+
+def _teacher_settings(teacher: str, raw: dict[str, str]) -> dict[str, Any]:
+    from soar_env.fields import coerce_field
+
+    from .soar_teacher import SoarTeacherConfig
+
+    if teacher not in ("soar", "base", "learnability", "rzero", "azr", "sqlm", "spice"):
+        raise UsageError(f"teacher {teacher!r} has no settings; teacher.* keys are for the LLM "
+                         "teachers (soar, base and the intrinsic ones)")
+    return {key: coerce_field(SoarTeacherConfig, key, text) for key, text in raw.items()}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -40,15 +92,21 @@ def _train(args: argparse.Namespace) -> int:
     from .runs import evaluate_run, train_run
 
     out = Path(args.out)
-    history = train_run(
-        out,
-        args.env,
-        args.teacher,
-        args.seed,
-        args.rounds,
-        resume=args.resume,
-        overrides=_overrides(args.set),
-    )
+    env_settings, teacher_settings = args.settings
+    try:
+        history = train_run(
+            out,
+            args.env,
+            args.teacher,
+            args.seed,
+            args.rounds,
+            resume=args.resume,
+            overrides=env_settings,
+            teacher_settings=teacher_settings,
+        )
+    except KeyboardInterrupt:
+        _interrupted(out, args)
+        return 130
     results = None
     if args.eval_seeds > 0:
         results = evaluate_run(out, list(range(args.eval_seeds)), eval_steps=args.eval_steps)
@@ -58,6 +116,12 @@ def _train(args: argparse.Namespace) -> int:
     print_run_summary(out, history, results)
     print(f"logs: {out / 'rounds.csv'}, TensorBoard {out / 'tensorboard'}; plot {out / 'run.png'}")
     return 0
+
+
+def _interrupted(out: Path, args: argparse.Namespace) -> None:
+    again = " ".join(a for a in sys.argv[1:] if a != "--resume")
+    print(f"\ninterrupted: every finished round is saved in {out}. Continue with:\n"
+          f"  soar-env {again} --resume", file=sys.stderr)
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -74,94 +138,98 @@ def _bench(args: argparse.Namespace) -> int:
     from .bench import run_bench
 
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    run_bench(
-        args.out,
-        args.env,
-        args.teachers,
-        seeds,
-        args.rounds,
-        _overrides(args.set),
-        args.eval_steps,
-        args.intrinsic_rounds,
-    )
+    try:
+        run_bench(
+            args.out,
+            args.env,
+            args.teachers,
+            seeds,
+            args.rounds,
+            args.settings[0],
+            args.eval_steps,
+            args.intrinsic_rounds,
+        )
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished runs and evaluations are saved under {args.out}; "
+              "the same command resumes them", file=sys.stderr)
+        return 130
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="soar-env", description=__doc__.splitlines()[0])
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(prog="soar-env", description=__doc__.splitlines()[0],
+                                     formatter_class=fmt)
     sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train a teacher on an env (the main job), then evaluate it")
+    set_help = ("settings KEY=VALUE: env fields (dataset_size=16, rl.learning_rate=1e-5) and, "
+                "for LLM teachers, teacher.FIELD (teacher.answers=teacher); an unknown key lists "
+                "the valid ones")
+    steps_help = "fresh-student training steps in the evaluation (default: the env's protocol)"
+    train = sub.add_parser("train", help="train a teacher on an env (the main job), then evaluate it",
+                           formatter_class=fmt)
     train.add_argument("--env", default="SOAR-Tiny-v0", help="registered env id")
-    train.add_argument("--teacher", default="soar", help="teacher name (see soar_agents.TEACHERS)")
-    train.add_argument("--rounds", type=int, default=12, help="teacher rounds (g env steps each)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--teacher", default="soar", choices=TEACHERS, metavar="NAME",
+                       help=f"teacher: {', '.join(TEACHERS)}")
+    train.add_argument("--rounds", type=_positive("--rounds"), default=12,
+                       help="teacher rounds (g env steps each)")
+    train.add_argument("--seed", type=_positive("--seed", 0), default=0,
+                       help="seed of the env, the teacher and the run")
     train.add_argument("--out", default="runs/train", help="run folder (logs, checkpoints, plots)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out")
-    train.add_argument("--eval-seeds", type=int, default=2, help="student seeds for the evaluation (0: skip)")
-    train.add_argument(
-        "--set",
-        nargs="*",
-        default=[],
-        metavar="KEY=VALUE",
-        help="env settings, e.g. --set dataset_size=16 inner_steps=5",
-    )
-    train.add_argument(
-        "--eval-steps",
-        type=int,
-        default=None,
-        help="fresh-student training steps in the evaluation (default: the preset's)",
-    )
+    train.add_argument("--eval-seeds", type=_positive("--eval-seeds", 0), default=2,
+                       help="student seeds for the evaluation (0: skip it)")
+    train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help=set_help)
+    train.add_argument("--eval-steps", type=_positive("--eval-steps"), default=None, help=steps_help)
     train.set_defaults(func=_train)
-    ev = sub.add_parser("eval", help="the paper's evaluation protocol on a trained run")
+    ev = sub.add_parser("eval", help="the paper's evaluation protocol on a trained run", formatter_class=fmt)
     ev.add_argument("run", help="run folder written by `soar-env train`")
-    ev.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="student seeds")
-    ev.add_argument(
-        "--variants",
-        nargs="*",
-        default=None,
-        help="subset of: Grounded-T/Intrinsic-T/Base-T/NAME-T, PQ, PS, Hard-Only, base",
-    )
-    ev.add_argument(
-        "--eval-steps",
-        type=int,
-        default=None,
-        help="fresh-student training steps in the evaluation (default: the preset's)",
-    )
+    ev.add_argument("--seeds", type=_positive("--seeds", 0), nargs="+", default=[0, 1, 2],
+                    help="student seeds")
+    ev.add_argument("--variants", nargs="*", default=None,
+                    help="subset of: Grounded-T/Intrinsic-T/Base-T/NAME-T, PQ, PS, Hard-Only, base")
+    ev.add_argument("--eval-steps", type=_positive("--eval-steps"), default=None, help=steps_help)
     ev.set_defaults(func=_eval)
-    bench = sub.add_parser("bench", help="several teachers x seeds, trained and evaluated; a leaderboard")
-    bench.add_argument("--env", default="SOAR-Tiny-v0")
-    bench.add_argument("--teachers", nargs="+", default=["soar", "learnability"])
-    bench.add_argument("--seeds", type=int, default=5)
-    bench.add_argument(
-        "--first-seed",
-        type=int,
-        default=0,
-        help="seeds first..first+seeds-1 (split a bench over processes; a final run over "
-        "all seeds reuses their results)",
-    )
-    bench.add_argument("--rounds", type=int, default=12, help="teacher rounds per run")
-    bench.add_argument(
-        "--intrinsic-rounds",
-        type=int,
-        default=None,
-        help="rounds of intrinsic-reward teachers (default: --rounds, an equal budget)",
-    )
-    bench.add_argument("--out", default="runs/bench")
-    bench.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="env settings")
-    bench.add_argument(
-        "--eval-steps",
-        type=int,
-        default=None,
-        help="fresh-student training steps in the evaluation (default: the preset's)",
-    )
+    bench = sub.add_parser("bench", help="several teachers x seeds, trained and evaluated; a leaderboard",
+                           formatter_class=fmt)
+    bench.add_argument("--env", default="SOAR-Tiny-v0", help="registered env id")
+    bench.add_argument("--teachers", nargs="+", default=["soar", "learnability"], choices=TEACHERS,
+                       metavar="NAME", help=f"teachers among: {', '.join(TEACHERS)}")
+    bench.add_argument("--seeds", type=_positive("--seeds"), default=5, help="number of seeds")
+    bench.add_argument("--first-seed", type=_positive("--first-seed", 0), default=0,
+                       help="seeds first..first+seeds-1 (split a bench over processes; a final run "
+                       "over all seeds reuses their results)")
+    bench.add_argument("--rounds", type=_positive("--rounds"), default=12, help="teacher rounds per run")
+    bench.add_argument("--intrinsic-rounds", type=_positive("--intrinsic-rounds"), default=None,
+                       help="rounds of intrinsic-reward teachers (default: --rounds, an equal budget)")
+    bench.add_argument("--out", default="runs/bench", help="bench folder")
+    bench.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                       help="env settings KEY=VALUE (as for train; no teacher.* keys)")
+    bench.add_argument("--eval-steps", type=_positive("--eval-steps"), default=None, help=steps_help)
     bench.set_defaults(func=_bench)
     env_cli.add_commands(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        # Every setting is checked before anything heavy is imported or written.
+        if args.command in ("train", "bench"):
+            teacher = getattr(args, "teacher", "soar")
+            args.settings = parse_settings(args.env, teacher, args.set)
+            if args.command == "bench" and args.settings[1]:
+                raise UsageError("bench takes env settings only; teacher.* keys go with `soar-env train`")
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
+        if os.environ.get("SOAR_ENV_DEBUG"):
+            raise
+        print(f"soar-env {args.command}: error: {error}", file=sys.stderr)
+        print("(set SOAR_ENV_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -32,10 +32,11 @@ class IntrinsicTeacher(SoarTeacher):
         reward_mode: str = "learnability",
         config: SoarTeacherConfig | None = None,
         measure_grounded: bool = False,
+        settings: dict[str, Any] | None = None,
     ):
         if reward_mode not in INTRINSIC:
             raise ValueError(f"reward_mode expects one of {tuple(INTRINSIC)}, actual {reward_mode!r}")
-        super().__init__(config)
+        super().__init__(config, settings)
         self.name = reward_mode
         self.env_overrides: dict[str, Any] = {
             "reward_mode": reward_mode,

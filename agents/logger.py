@@ -19,15 +19,21 @@ class RunLogger:
         tensorboard: also write TensorBoard events.
         rows: the rounds already done (a resumed run passes its checkpoint's history, so a
             round logged after the last checkpoint, and therefore run again, is not kept twice).
+        meta: what reproduces the run (env id, teacher, seed, package version, config as
+            JSON); written as ``run/*`` columns on every CSV row, so a row read alone still
+            says where it came from.
     """
 
     def __init__(
-        self, log_dir: str | Path, tensorboard: bool = True, rows: list[dict[str, Any]] | None = None
+        self, log_dir: str | Path, tensorboard: bool = True, rows: list[dict[str, Any]] | None = None,
+        meta: dict[str, Any] | None = None,
     ):
         self.dir = Path(log_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.dir / "rounds.csv"
-        self.rows: list[dict[str, Any]] = [{"round": i, **row} for i, row in enumerate(rows or [])]
+        self.meta = {f"run/{k}": v for k, v in (meta or {}).items()}
+        self.rows: list[dict[str, Any]] = [{"round": i, **row, **self.meta}
+                                           for i, row in enumerate(rows or [])]
         self._write_csv()
         self.writer = None
         if tensorboard:
@@ -39,12 +45,11 @@ class RunLogger:
                 self.writer = SummaryWriter(str(self.dir / "tensorboard"))
 
     def log(self, step: int, row: dict[str, Any]) -> None:
-        row = {"round": step, **row}
-        self.rows.append(row)
+        self.rows.append({"round": step, **row, **self.meta})
         self._write_csv()
         if self.writer is not None:
             for key, value in row.items():
-                if key != "round" and isinstance(value, int | float):
+                if isinstance(value, int | float):
                     self.writer.add_scalar(key, value, step)
             self.writer.flush()
 

@@ -7,13 +7,16 @@ history = train_teacher(teacher, "SOAR-Tiny-v0", rounds=20, seed=0, log_dir="run
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+import soar_env
 from soar_env.diagnostics import proposal_stats
 
 from .logger import RunLogger
@@ -77,8 +80,12 @@ def train_teacher(
     if resume and checkpoint is not None and checkpoint.is_file():
         start, history = load_checkpoint(checkpoint, teacher, unwrapped)
         obs = unwrapped.observation()
-    logger = RunLogger(log_dir, rows=history) if log_dir is not None else None
     name = unwrapped.spec.id if unwrapped.spec else "env"
+    logger = None
+    if log_dir is not None:
+        meta = {"env": name, "teacher": teacher.name, "seed": seed, "version": soar_env.__version__,
+                "config": json.dumps(asdict(unwrapped.config), default=str, sort_keys=True)}
+        logger = RunLogger(log_dir, rows=history, meta=meta)
     bar = tqdm(
         range(start, rounds),
         desc=f"{teacher.name} on {name}",

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+import soar_env
 from soar_env.diagnostics import proposal_stats
 from soar_env.evaluation import (
     EvalConfig,
@@ -45,10 +46,17 @@ def train_run(
     resume: bool = False,
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
+    teacher_settings: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Train ``teacher`` on ``env_id`` into the folder ``out`` (``--resume`` continues it)."""
+    """Train ``teacher`` on ``env_id`` into the folder ``out`` (``--resume`` continues it).
+
+    ``overrides`` are env settings (dotted keys reach nested configs: ``rl.learning_rate``);
+    ``teacher_settings`` change the LLM teacher's config on its env preset.
+    """
     out = Path(out)
     spec = {"env": env_id, "teacher": teacher, "seed": seed, "rounds": rounds, "overrides": overrides or {}}
+    if teacher_settings:
+        spec["teacher_settings"] = teacher_settings
     if (out / "run.json").is_file() and resume:
         saved = json.loads((out / "run.json").read_text())
         if saved != spec:
@@ -60,14 +68,15 @@ def train_run(
         raise FileExistsError(f"{out} already holds a run: pass --resume to continue it, or another --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(spec, indent=1))
-    agent = make_teacher(teacher)
+    agent = make_teacher(teacher, **({"settings": teacher_settings} if teacher_settings else {}))
     env = make_teacher_env(env_id, agent, **{"rounds": rounds, **(overrides or {})})
     return train_teacher(agent, env, rounds=rounds, seed=seed, log_dir=out, progress=progress, resume=resume)
 
 
 def _load_run(run: Path):
     spec = json.loads((run / "run.json").read_text())
-    agent = make_teacher(spec["teacher"])
+    settings = spec.get("teacher_settings")
+    agent = make_teacher(spec["teacher"], **({"settings": settings} if settings else {}))
     env = make_teacher_env(spec["env"], agent, **{"rounds": spec["rounds"], **spec["overrides"]})
     env.reset(seed=spec["seed"])
     agent.setup(env.unwrapped, spec["seed"])
@@ -108,6 +117,9 @@ def evaluate_run(
             f"{path} holds results made with other evaluation settings ({results['settings']}); "
             "use the same settings (e.g. --eval-steps), or move eval.json away to start over"
         )
+    # What reproduces these figures: the run's own record, the env config, the package.
+    results["run"] = {**spec, "version": soar_env.__version__,
+                      "config": json.loads(json.dumps(asdict(env.config), default=str))}
     own = teacher_variant(spec["teacher"])
     promoted = sorted((run / "promoted").glob("round_*.pt")) if (run / "promoted").is_dir() else []
     if variants is None:

@@ -151,18 +151,23 @@ class SoarTeacher(Teacher):
 
     Args:
         config: hyperparameters; None picks ``SoarTeacherConfig.for_env`` at ``setup``.
+        settings: fields changed on the env's preset (``soar-env train --set teacher.X=V``);
+            only with ``config=None``.
     """
 
     name = "soar"
 
-    def __init__(self, config: SoarTeacherConfig | None = None):
+    def __init__(self, config: SoarTeacherConfig | None = None, settings: dict[str, Any] | None = None):
+        if config is not None and settings:
+            raise ValueError("Expects config or settings, actual both")
         self.config = config
+        self.settings = dict(settings or {})
         self._last: dict[str, Any] = {}
 
     # ---- setup ------------------------------------------------------------------------
     def setup(self, env: Any, seed: int) -> None:
         super().setup(env, seed)
-        cfg = self.config = self.config or SoarTeacherConfig.for_env(env)
+        cfg = self.config = self.config or SoarTeacherConfig.for_env(env, **self.settings)
         if cfg.model is None:
             # A copy of the env's base student: the teacher starts where the student starts
             # (the copy gets the base weights; the env's own student is left as it is).
@@ -349,5 +354,5 @@ class BaseTeacher(SoarTeacher):
     name = "base"
 
     def setup(self, env: Any, seed: int) -> None:
-        self.config = replace(self.config or SoarTeacherConfig.for_env(env), update=False)
+        self.config = replace(self.config or SoarTeacherConfig.for_env(env, **self.settings), update=False)
         super().setup(env, seed)
