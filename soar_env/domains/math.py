@@ -296,7 +296,7 @@ def _hub_file(dataset_id: str) -> Path:
             f".to_json('/data/{name.split('/')[-1]}.jsonl')\"` on a machine with network."
         ) from err
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")  # one per writer: concurrent loads never share it
     rows.to_json(str(tmp))
     tmp.replace(out)
     return out
