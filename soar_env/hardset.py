@@ -202,14 +202,14 @@ def build_hard_set(
     cache_dir: str | Path | None = None,
     progress: bool = False,
     sequences_per_batch: int = 4096,
-    shipped_dirs: Sequence[Path] = SHIPPED_DIRS,
+    shipped_dirs: Sequence[Path] | None = None,
 ) -> HardSet:
     """Keep the candidates with 0 successes in k samples; seeded 50/50 train/test split.
 
     Cached under ``cache_dir`` (None: ``default_cache_dir()``) keyed by the student's
     weights hash, the candidates' prompts and answers, k, seed and the sampling settings; a
-    cache hit, or a file of that key in ``shipped_dirs``, does no sampling (``source`` says
-    which). Concurrent builds of one key are safe; an interrupted build resumes.
+    cache hit, or a file of that key in ``shipped_dirs`` (None: ``SHIPPED_DIRS``), does no
+    sampling (``source`` says which). Concurrent builds of one key are safe; an interrupted build resumes.
     """
     if k < 1:
         raise ValueError(f"k expects >= 1, actual {k}")
@@ -219,7 +219,8 @@ def build_hard_set(
                     [p.answer for p in candidates], k, seed, temperature, max_new_tokens)
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     file = path / f"hardset-{key}.json"
-    for source, found in [("cache", file)] + [("shipped", Path(d) / file.name) for d in shipped_dirs]:
+    shipped = SHIPPED_DIRS if shipped_dirs is None else shipped_dirs
+    for source, found in [("cache", file)] + [("shipped", Path(d) / file.name) for d in shipped]:
         if (hard_set := _read(found, key)) is not None:
             hard_set.source = source
             return hard_set

@@ -200,3 +200,22 @@ def test_hub_id_without_split_defaults_to_test_offline(tmp_path, monkeypatch):
         assert "unpack" not in str(err.value)
     assert asked == [("org/name", None, "test"), ("org/name", None, "train"),
                      ("org/name", "cfg", "validation")]
+
+
+def test_tiny_env_first_reset_reads_the_shipped_hard_set(tmp_path, monkeypatch):
+    """SOAR-Tiny-v0's default hard set ships with the package: an empty cache, no sampling."""
+    import gymnasium as gym
+
+    import soar_env  # noqa: F401
+    from soar_env.hardset import SHIPPED_DIRS
+
+    (shipped,) = SHIPPED_DIRS[0].glob("hardset-*.json")  # made by scripts/ship_tiny_hardset.py
+    monkeypatch.setenv("SOAR_ENV_CACHE", str(tmp_path / "cache"))
+    env = gym.make("SOAR-Tiny-v0", disable_env_checker=True)
+    monkeypatch.setattr(env.unwrapped.student, "sample",
+                        lambda *a, **k: pytest.fail("sampled a hard set that ships"))
+    _, info = env.reset(seed=0)
+    hard = env.unwrapped.hard_set
+    assert hard.source == "shipped" and shipped.name == f"hardset-{info['hard_set']['key']}.json"
+    assert (info["hard_set"]["k"], info["hard_set"]["candidates"]) == (128, 256)
+    assert len(hard.train) >= 64 and not (tmp_path / "cache").exists()
