@@ -89,15 +89,17 @@ class _Chunks:
     def _file(self, start: int) -> Path:
         return self.folder / f"hardset-{self.key}.chunk{start:06d}.json"
 
-    def load(self, per_batch: int, total: int) -> tuple[list[int], str | None]:
+    def load(self, per_batch: int, total: int) -> tuple[list[int], bytes | None]:
+        """Counts of the saved chunks in a row from the first, and the sampler state after them."""
         counts: list[int] = []
         state = None
         while len(counts) < total:
             try:
                 data = json.loads(self._file(len(counts)).read_text(encoding="utf-8"))
-                if (data["key"], data["per_batch"]) != (self.key, per_batch):
+                size = min(per_batch, total - len(counts))
+                if (data["key"], data["per_batch"], len(data["counts"])) != (self.key, per_batch, size):
                     break  # another chunk size samples differently: not this build's chunk
-                counts, state = counts + [int(c) for c in data["counts"]], str(data["rng"])
+                counts, state = counts + [int(c) for c in data["counts"]], bytes.fromhex(data["rng"])
             except (OSError, ValueError, KeyError, TypeError):
                 break  # missing or unreadable: resume from the chunks before it
         return counts, state
@@ -137,7 +139,7 @@ def success_counts(
     per_batch = max(1, sequences_per_batch // k)
     counts, state = chunks.load(per_batch, len(problems)) if chunks else ([], None)
     if state is not None:
-        generator.set_state(torch.frombuffer(bytearray.fromhex(state), dtype=torch.uint8))
+        generator.set_state(torch.frombuffer(bytearray(state), dtype=torch.uint8))
     starts = range(len(counts), len(problems), per_batch)
     total = -(-len(problems) // per_batch)
     for i in tqdm(starts, desc=f"fail@{k} filter", disable=not progress, total=total,

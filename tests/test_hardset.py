@@ -130,7 +130,9 @@ def test_concurrent_builds_all_succeed(tmp_path):
     assert [f.name for f in cache.iterdir()] == [next(cache.glob("hardset-*.json")).name]
 
 
-def test_interrupted_build_resumes_from_saved_chunks(student, domain, candidates, tmp_path, monkeypatch):
+@pytest.mark.parametrize("damaged_second_chunk", [False, True])
+def test_interrupted_build_resumes_from_saved_chunks(student, domain, candidates, tmp_path, monkeypatch,
+                                                     damaged_second_chunk):
     settings = dict(k=8, seed=0, max_new_tokens=44, sequences_per_batch=32, shipped_dirs=())
     whole = build_hard_set(student, domain, candidates, cache_dir=tmp_path / "whole", **settings)
 
@@ -145,12 +147,15 @@ def test_interrupted_build_resumes_from_saved_chunks(student, domain, candidates
     monkeypatch.setattr(student, "sample", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_hard_set(student, domain, candidates, cache_dir=tmp_path / "cut", **settings)
-    assert len(list((tmp_path / "cut").glob("hardset-*.chunk*.json"))) == 2
+    saved = sorted((tmp_path / "cut").glob("hardset-*.chunk*.json"))
+    assert len(saved) == 2
+    if damaged_second_chunk:  # e.g. a disk error: resume after the first chunk only
+        saved[1].write_bytes(b"\xff")
 
     calls.clear()
     monkeypatch.setattr(student, "sample", lambda *a, **k: calls.append(1) or real_sample(*a, **k))
     resumed = build_hard_set(student, domain, candidates, cache_dir=tmp_path / "cut", **settings)
-    assert len(calls) == 2  # the two unfinished chunks only
+    assert len(calls) == (3 if damaged_second_chunk else 2)  # the unfinished chunks only
     assert (resumed.train, resumed.test, resumed.meta) == (whole.train, whole.test, whole.meta)
     assert [f.name for f in (tmp_path / "cut").iterdir()] == [f"hardset-{whole.meta['key']}.json"]
 
