@@ -14,6 +14,7 @@ import json
 import os
 import random
 import tempfile
+import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,14 +68,15 @@ def default_cache_dir() -> Path:
 
 def write_atomic(file: Path, text: str) -> None:
     """Write via a temporary file of this writer's own, then rename: concurrent builders of
-    the same file never share a temporary name, and a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
+    the same file never share a temporary name, and a reader never sees half a file. (Not
+    ``mkstemp``: its files are private (0600), and a cache folder may be shared.)"""
+    tmp = file.parent / f".{file.name}.{uuid.uuid4().hex}.tmp"
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        with open(tmp, "x", encoding="utf-8") as out:
             out.write(text)
         os.replace(tmp, file)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

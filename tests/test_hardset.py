@@ -27,6 +27,10 @@ def test_fail_at_k_split_and_cache(student, domain, candidates, tmp_path, monkey
     assert kept == {p.question for p in candidates[6:]}
     assert not {p.question for p in hard.train} & {p.question for p in hard.test}
     assert hard.meta["solved_at_least_once"] == 6
+    umask = os.umask(0)
+    os.umask(umask)
+    (cached,) = tmp_path.glob("hardset-*.json")
+    assert cached.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by all, as before
 
     calls = []
     real_sample = student.sample
