@@ -1,14 +1,18 @@
 """Environment configuration: one dataclass, two presets (``tiny`` and ``paper``).
 
-Every field has a default and a docstring; ``__post_init__`` says what to change when a
-value is out of range. ``paper()`` holds the paper's hyperparameters (soar-paper.md,
-Llama-3.2-3B-Instruct on MATH); ``tiny()`` is the embedded CPU default.
+Every field has a default and a docstring; construction checks each value's type and range
+and names the field when one is wrong (``soar_env.fields``); ``coerce_field(SoarConfig,
+'rl.learning_rate', '1e-4')`` reads a ``--set key=value`` string with the same checks.
+``paper()`` holds the paper's hyperparameters (soar-paper.md, Llama-3.2-3B-Instruct on
+MATH); ``tiny()`` is the embedded CPU default.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
+from soar_env.fields import check_fields, coerce_field, field_names  # noqa: F401 (CLI helpers)
 from soar_env.rewards import REWARD_MODES
 from soar_env.rl import RLOOConfig
 
@@ -77,13 +81,18 @@ class SoarConfig:
     rl: RLOOConfig = field(default_factory=RLOOConfig)
     """The student's inner-loop RLOO settings."""
 
+    BOUNDS: ClassVar[dict[str, tuple]] = {
+        **{name: (">=", 1) for name in (
+            "dataset_size", "inner_runs", "inner_steps", "max_inner_steps", "reward_questions",
+            "group_size", "rounds", "ma_window", "accuracy_samples", "intrinsic_samples",
+            "hard_candidates", "hard_k")},
+        "promotion_extra_steps": (">=", 0),
+    }
+    """One-field bounds, checked with the types at construction and by ``coerce_field``;
+    choices and checks between fields are in ``__post_init__``."""
+
     def __post_init__(self) -> None:
-        positive = ("dataset_size", "inner_runs", "inner_steps", "reward_questions",
-                    "group_size", "rounds", "ma_window", "accuracy_samples",
-                    "intrinsic_samples", "hard_candidates", "hard_k")
-        for name in positive:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} expects >= 1, actual {getattr(self, name)}")
+        check_fields(self)  # types, finiteness and BOUNDS, naming the field
         if self.accuracy not in ACCURACY_MEASURES:
             raise ValueError(f"accuracy expects one of {ACCURACY_MEASURES}, actual {self.accuracy!r}")
         if self.reward_mode not in REWARD_MODES:

@@ -14,10 +14,12 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
+from soar_env.fields import check_fields
 from soar_env.problems import Problem
 from soar_env.student.hf import HFStudent
 
@@ -53,20 +55,17 @@ class RLOOConfig:
     max_new_tokens: int = 1024
     """Completion budget per sample (paper: 1024)."""
 
+    BOUNDS: ClassVar[dict[str, tuple]] = {
+        "questions_per_step": (">=", 1),
+        "samples_per_question": (">=", 2, "the leave-one-out baseline needs a group"),
+        "learning_rate": (">", 0), "kl_coef": (">=", 0), "max_grad_norm": (">", 0),
+        "weight_decay": (">=", 0), "temperature": (">", 0, "RL sampling"),
+        "max_new_tokens": (">=", 1),
+    }
+    """One-field bounds, checked with the types at construction and by ``fields.coerce_field``."""
+
     def __post_init__(self) -> None:
-        if self.samples_per_question < 2:
-            raise ValueError(
-                "samples_per_question expects >= 2 (the leave-one-out baseline needs a "
-                f"group), actual {self.samples_per_question}"
-            )
-        if self.questions_per_step < 1:
-            raise ValueError(f"questions_per_step expects >= 1, actual {self.questions_per_step}")
-        if self.learning_rate <= 0:
-            raise ValueError(f"learning_rate expects > 0, actual {self.learning_rate}")
-        if self.kl_coef < 0:
-            raise ValueError(f"kl_coef expects >= 0, actual {self.kl_coef}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature expects > 0 for RL sampling, actual {self.temperature}")
+        check_fields(self)
 
 
 def rloo_advantages(rewards: Tensor) -> Tensor:

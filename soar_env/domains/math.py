@@ -257,7 +257,8 @@ def load_problems(dataset: str | Path) -> list[Problem]:
     A local file is read as OlympiadBench when its rows have ``final_answer``, else as
     MATH-format (``problem`` + ``answer`` or ``solution``; HARP's rows have this shape).
     A string that is not an existing path is tried as a ``datasets`` hub id
-    (``"id"``, ``"id:split"`` or ``"id:config:split"``, default split ``test``), saved once as
+    (``"id"``, ``"id:split"`` or ``"id:config:split"``; default split ``test``, the evaluation
+    problems hard sets are drawn from), saved once as
     JSONL under ``$SOAR_ENV_CACHE/datasets``; offline this fails with an error that says how
     to pass a local file. E.g. ``"Hothan/OlympiadBench:OE_TO_maths_en_COMP:train"``.
     """
@@ -278,7 +279,9 @@ def _hub_file(dataset_id: str) -> Path:
     import os
 
     name, *rest = dataset_id.split(":")
-    config, split = (None, *rest) if len(rest) < 2 else rest[:2]
+    # 'id', 'id:split' or 'id:config:split'. The default split is 'test': hard-set
+    # candidates are evaluation problems (MATH-500, for one, has only a test split).
+    config, split = ([None, None] + rest)[-2:]
     split = split or "test"
     cache = Path(os.environ.get("SOAR_ENV_CACHE", Path.home() / ".cache" / "soar_env")) / "datasets"
     out = cache / f"{name.replace('/', '__')}__{config or 'default'}__{split}.jsonl"
@@ -295,12 +298,13 @@ def _hub_file(dataset_id: str) -> Path:
     except Exception as err:  # ImportError, offline, unknown id: one clear message
         raise FileNotFoundError(
             f"Could not load the dataset {dataset_id!r} from the hub ({type(err).__name__}: "
-            f"{str(err)[:160]}). Pass a local JSONL/JSON/parquet file instead, e.g. "
+            f"{str(err)[:160]}; asked for split {split!r}: name another as '{name}:SPLIT' or "
+            f"'{name}:CONFIG:SPLIT'). Or pass a local JSONL/JSON/parquet file, e.g. "
             f"`python -c \"import datasets; datasets.load_dataset('{name}', {config!r}, split='{split}')"
             f".to_json('/data/{name.split('/')[-1]}.jsonl')\"` on a machine with network."
         ) from err
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = out.with_suffix(f".{os.getpid()}.tmp")  # one per writer: concurrent loads never share it
     rows.to_json(str(tmp))
     tmp.replace(out)
     return out
