@@ -27,6 +27,13 @@ class UsageError(ValueError):
     """A mistake in the command line: printed as one line, before any work starts."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (no usage block): the mistake, and where help is."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _positive(name: str, minimum: int = 1):
     def parse(text: str) -> int:
         try:
@@ -158,9 +165,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
-    parser = argparse.ArgumentParser(prog="soar-env", description=__doc__.splitlines()[0],
-                                     formatter_class=fmt)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="soar-env", description=__doc__.splitlines()[0], formatter_class=fmt)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     set_help = ("settings KEY=VALUE: env fields (dataset_size=16, rl.learning_rate=1e-5) and, "
                 "for LLM teachers, teacher.FIELD (teacher.answers=teacher); an unknown key lists "
                 "the valid ones")
@@ -227,8 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         if os.environ.get("SOAR_ENV_DEBUG"):
             raise
+        # One line: the message says what to change (SOAR_ENV_DEBUG=1 shows the traceback).
         print(f"soar-env {args.command}: error: {error}", file=sys.stderr)
-        print("(set SOAR_ENV_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
 
 

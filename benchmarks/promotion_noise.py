@@ -9,7 +9,8 @@ This script runs, per seed, Base-T (the untrained tiny teacher) and the curricul
 per teacher the mean and sd of round means and of their 3-round MAs, the largest Base-T MA,
 and the smallest curriculum MA.
 
-    python benchmarks/promotion_noise.py --seeds 3 --rounds 12 --out docs/results/promotion_noise.json
+    python benchmarks/promotion_noise.py --seeds 3 --rounds 12 --teachers base curriculum:4 \
+        --out docs/results/promotion_noise.json
 
 The tiny preset's ``tau`` is chosen from this output (see docs/results.md).
 """
@@ -33,24 +34,27 @@ def main() -> None:
     ap.add_argument("--env", default="SOAR-Tiny-v0")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=12)
-    ap.add_argument("--teachers", nargs="+", default=["base", "curriculum"])
+    ap.add_argument("--teachers", nargs="+", default=["base", "curriculum:4"],
+                    help="NAME or NAME:ROUNDS (good stones need only the first MA window)")
     ap.add_argument("--out", default="promotion_noise.json")
     args = ap.parse_args()
     out = Path(args.out)
     results = json.loads(out.read_text()) if out.is_file() else {"env": args.env, "runs": {}}
     started = time.perf_counter()
-    for teacher in args.teachers:
+    rounds_of = {t.split(":")[0]: int(t.split(":")[1]) if ":" in t else args.rounds
+                 for t in args.teachers}
+    for teacher, rounds in rounds_of.items():
         for seed in range(args.seeds):
             key = f"{teacher}_seed{seed}"
             if key in results["runs"]:
                 continue  # resumable: finished runs are kept
-            history = train_teacher(make_teacher(teacher), args.env, rounds=args.rounds, seed=seed,
+            history = train_teacher(make_teacher(teacher), args.env, rounds=rounds, seed=seed,
                                     tau=float("inf"), progress=True)
             results["runs"][key] = [row["charts/reward_mean"] for row in history]
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(results, indent=1))
     summary = {}
-    for teacher in args.teachers:
+    for teacher in rounds_of:
         runs = [results["runs"][f"{teacher}_seed{s}"] for s in range(args.seeds)]
         means = [v for r in runs for v in r]
         mas = [moving_averages(r) for r in runs]

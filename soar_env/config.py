@@ -14,9 +14,42 @@ from typing import ClassVar
 
 from soar_env.fields import check_fields, coerce_field, field_names  # noqa: F401 (CLI helpers)
 from soar_env.rewards import REWARD_MODES
-from soar_env.rl import RLOOConfig
 
 ACCURACY_MEASURES = ("exact", "greedy", "sampled")
+
+
+@dataclass
+class RLOOConfig:
+    """Hyperparameters of one RLOO training run (defaults: the paper's student)."""
+
+    questions_per_step: int = 8
+    """Questions per batch (paper: 8)."""
+    samples_per_question: int = 32
+    """Completions per question; the leave-one-out group (paper: 32)."""
+    learning_rate: float = 1e-5
+    """AdamW learning rate (paper: 1e-5)."""
+    kl_coef: float = 0.001
+    """Weight of the per-token KL estimate to the reference (paper: 0.001); 0 disables it."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    temperature: float = 1.0
+    """Sampling temperature (paper: 1.0)."""
+    max_new_tokens: int = 1024
+    """Completion budget per sample (paper: 1024)."""
+
+    BOUNDS: ClassVar[dict[str, tuple]] = {
+        "questions_per_step": (">=", 1),
+        "samples_per_question": (">=", 2, "the leave-one-out baseline needs a group"),
+        "learning_rate": (">", 0), "kl_coef": (">=", 0), "max_grad_norm": (">", 0),
+        "weight_decay": (">=", 0), "temperature": (">", 0, "RL sampling"),
+        "max_new_tokens": (">=", 1),
+    }
+    """One-field bounds, checked with the types at construction and by ``fields.coerce_field``."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 @dataclass
@@ -115,7 +148,18 @@ class SoarConfig:
             )
 
     def replace(self, **changes) -> SoarConfig:
-        """A copy with some fields changed (validated again)."""
+        """A copy with some fields changed (validated again).
+
+        Dotted keys reach nested configs: ``replace(**{"rl.learning_rate": 1e-5})``.
+        """
+        nested: dict[str, dict] = {}
+        for key in [k for k in changes if "." in k]:
+            head, rest = key.split(".", 1)
+            nested.setdefault(head, {})[rest] = changes.pop(key)
+        for head, sub in nested.items():
+            if head != "rl":
+                raise ValueError(f"Unknown setting {head}.{next(iter(sub))!r}; nested settings are rl.*")
+            changes[head] = replace(changes.get(head, self.rl), **sub)
         return replace(self, **changes)
 
 

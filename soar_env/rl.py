@@ -13,13 +13,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from soar_env.fields import check_fields
+from soar_env.config import RLOOConfig  # noqa: F401  (lives with the other configs: no torch)
 from soar_env.problems import Problem
 from soar_env.student.hf import HFStudent
 
@@ -32,40 +30,6 @@ class NonFiniteUpdate(RuntimeError):
 
     Raised before the bad weights can reach sampling; the caller restores a snapshot.
     """
-
-
-@dataclass
-class RLOOConfig:
-    """Hyperparameters of one RLOO training run (defaults: the paper's student)."""
-
-    questions_per_step: int = 8
-    """Questions per batch (paper: 8)."""
-    samples_per_question: int = 32
-    """Completions per question; the leave-one-out group (paper: 32)."""
-    learning_rate: float = 1e-5
-    """AdamW learning rate (paper: 1e-5)."""
-    kl_coef: float = 0.001
-    """Weight of the per-token KL estimate to the reference (paper: 0.001); 0 disables it."""
-    max_grad_norm: float = 1.0
-    """Gradient clipping norm."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    temperature: float = 1.0
-    """Sampling temperature (paper: 1.0)."""
-    max_new_tokens: int = 1024
-    """Completion budget per sample (paper: 1024)."""
-
-    BOUNDS: ClassVar[dict[str, tuple]] = {
-        "questions_per_step": (">=", 1),
-        "samples_per_question": (">=", 2, "the leave-one-out baseline needs a group"),
-        "learning_rate": (">", 0), "kl_coef": (">=", 0), "max_grad_norm": (">", 0),
-        "weight_decay": (">=", 0), "temperature": (">", 0, "RL sampling"),
-        "max_new_tokens": (">=", 1),
-    }
-    """One-field bounds, checked with the types at construction and by ``fields.coerce_field``."""
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 def rloo_advantages(rewards: Tensor) -> Tensor:
