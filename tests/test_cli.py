@@ -1,0 +1,78 @@
+"""`soar-env`: mistakes are caught before any work, Ctrl-C keeps what finished."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from test_runs import Run, _rewards
+
+from soar_agents.cli import UsageError, parse_settings
+
+
+def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "soar_agents.cli", *args], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+@pytest.mark.parametrize("args", [
+    ("--rounds", "0"),
+    ("--set", "nonsense=1"),
+    ("--set", "rl.learning_rate=abc"),
+    ("--set", "rl={}"),
+    ("--set", "inner_steps=30"),  # past max_inner_steps: a cross-field rule
+    ("--env", "SOAR-Nope-v0"),
+    ("--eval-steps", "0"),
+])
+def test_mistakes_fail_in_one_line_and_write_nothing(tmp_path, args):
+    out = tmp_path / "run"
+    result = _cli("train", "--out", str(out), *args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error" in lines[0] and "Traceback" not in result.stderr, result.stderr
+    assert not out.exists()
+
+
+def test_unknown_key_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"valid: .*rl\.learning_rate"):
+        parse_settings("SOAR-Tiny-v0", "soar", ["nonsense=1"])
+
+
+def test_nested_and_teacher_settings_are_typed():
+    env, teacher = parse_settings("SOAR-Tiny-v0", "soar",
+                                  ["rl.learning_rate=1e-5", "dataset_size=16", "teacher.answers=teacher",
+                                   "teacher.learning_rate=3e-4"])
+    assert env == {"rl.learning_rate": 1e-5, "dataset_size": 16}
+    assert teacher == {"answers": "teacher", "learning_rate": 3e-4}
+    from soar_env.config import tiny
+
+    config = tiny().replace(**env)
+    assert config.rl.learning_rate == 1e-5 and config.rl.samples_per_question == 8  # rest kept
+    with pytest.raises(UsageError, match="no settings"):
+        parse_settings("SOAR-Tiny-v0", "random", ["teacher.answers=teacher"])
+
+
+def test_help_shows_defaults():
+    result = _cli("train", "--help")
+    assert result.returncode == 0
+    assert "(default: 12)" in result.stdout and "(default: SOAR-Tiny-v0)" in result.stdout
+
+
+def test_ctrl_c_in_the_first_round_then_resume_gives_the_same_rewards(tmp_path):
+    whole = Run(tmp_path / "whole", "--rounds", "2")
+    assert whole.wait() == 0, whole.output()
+    cut = Run(tmp_path / "cut", "--rounds", "2")
+    deadline = time.time() + 600
+    while not (tmp_path / "cut" / "run.json").is_file():  # the run has started its work
+        assert time.time() < deadline and cut.proc.poll() is None, cut.output()
+        time.sleep(0.05)
+    time.sleep(3)  # inside the first round
+    cut.proc.send_signal(signal.SIGINT)
+    started = time.time()
+    assert cut.wait(timeout=60) == 130, cut.output()
+    assert time.time() - started < 30  # exits promptly
+    assert "--resume" in cut.output() and "Traceback" not in cut.output()
+    resumed = Run(tmp_path / "cut", "--rounds", "2", "--resume")
+    assert resumed.wait() == 0, resumed.output()
+    assert _rewards(tmp_path / "cut") == _rewards(tmp_path / "whole")
