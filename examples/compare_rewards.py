@@ -9,23 +9,24 @@ Ends with one table and one figure (reward curves, proposal diversity, pass@k).
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
+from soar_agents.cli import parse_settings
 from soar_agents.report import eval_table, plot_pass_at_k
 from soar_agents.runs import evaluate_run, teacher_variant, train_run
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--seeds", type=int, default=3)
 parser.add_argument("--rounds", type=int, default=12)
-parser.add_argument("--eval-steps", type=int, default=None, help="fresh-student steps (default 60)")
+parser.add_argument("--eval-steps", type=int, default=None,
+                    help="fresh-student steps (default: the env's protocol, early stopping)")
 parser.add_argument("--out", default="runs/compare_rewards")
 parser.add_argument("--set", nargs="*", default=[], help="env settings key=value (e.g. dataset_size=16)")
 args = parser.parse_args()
-overrides = {k: json.loads(v) for k, v in (pair.split("=", 1) for pair in args.set)}
+overrides, _ = parse_settings("SOAR-Tiny-v0", "soar", args.set)  # typed, checked before any work
 
 teachers = {"soar": "grounded", "learnability": "learnability (intrinsic)"}
 curves, diversity, results = {}, {}, {}
@@ -35,7 +36,7 @@ for seed in range(args.seeds):
         history = train_run(run, "SOAR-Tiny-v0", teacher, seed, args.rounds, resume=True, overrides=overrides)
         curves.setdefault(teacher, []).append([row["charts/reward_mean"] for row in history])
         variants = [teacher_variant(teacher)] + (["Hard-Only"] if teacher == "soar" else [])
-        evaluated = evaluate_run(run, [seed], variants, eval_steps=args.eval_steps, progress=False)
+        evaluated = evaluate_run(run, [seed], variants, eval_steps=args.eval_steps, progress=True)
         for variant, per_seed in evaluated["results"].items():
             results.setdefault(variant, {}).update(per_seed)
         diversity.setdefault(teacher, []).append(evaluated["diversity"][teacher_variant(teacher)])

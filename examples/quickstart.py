@@ -19,7 +19,7 @@ parser.add_argument("--rounds", type=int, default=3)
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 
-env = gym.make("SOAR-Tiny-v0", rounds=args.rounds)
+env = gym.make("SOAR-Tiny-v0", rounds=args.rounds, progress=True)  # a bar over inner RL steps
 domain = tiny_domain()
 obs, info = env.reset(seed=args.seed)
 print(f"hard set: {info['hard_set']['hard']} problems; teacher prompt {obs['prompt']!r}")

@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from tqdm.auto import tqdm
 
 from soar_env.config import PRESETS, SoarConfig
 from soar_env.hardset import HardSet, build_hard_set
@@ -90,6 +91,7 @@ class SoarEnv(gym.Env):
     ``dataset=`` (a MATH-format file). ``timing_in_info=True`` adds wall-clock seconds to
     ``info`` (off by default: they differ between identical runs, so Gymnasium's
     determinism check would fail); they are always on ``env.unwrapped.compute``.
+    ``progress=True`` shows a transient progress bar over each inner run's RLOO steps.
 
     ## Version History
     * v0: initial version (SOAR-Tiny-v0, SOAR-MATH-v0, SOAR-HARP-v0, SOAR-CHAMP-v0).
@@ -98,13 +100,14 @@ class SoarEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, config: SoarConfig | None = None, preset: str = "tiny",
-                 timing_in_info: bool = False, **overrides: Any):
+                 timing_in_info: bool = False, progress: bool = False, **overrides: Any):
         if config is None:
             if preset not in PRESETS:
                 raise ValueError(f"preset expects one of {tuple(PRESETS)}, actual {preset!r}")
             config = PRESETS[preset]()
         self.config = config.replace(**overrides) if overrides else config
         self.timing_in_info = timing_in_info
+        self.progress = progress
         from soar_env import embedded
 
         if self.config.domain == "chain":
@@ -348,7 +351,9 @@ class SoarEnv(gym.Env):
             trainer = RLOOTrainer(self.student, self.domain.reward_batch, self._prompt,
                                   rl, reference=self.reference, seed=self._seed())
             try:
-                stats = trainer.train(problems, self._inner_steps)
+                steps = tqdm(range(self._inner_steps), desc=f"inner run {j + 1}/{cfg.inner_runs}",
+                             unit="step", leave=False, disable=not self.progress)
+                stats = [trainer.step(problems) for _ in steps]
                 after = self.accuracy(self._reward_questions)
                 if not np.isfinite(after):
                     raise NonFiniteUpdate(f"accuracy after training is {after}")

@@ -288,8 +288,12 @@ def evaluate_curriculum(
     keep = env.student.snapshot()
     result = EvalResult(name, [])
     try:
-        for seed in tqdm(list(seeds), desc=f"eval {name}", disable=not progress, unit="seed"):
-            steps, rewards = train_fresh_student(env, curriculum, seed, config)
+        for seed in seeds:
+            bar = tqdm(total=config.max_steps, desc=f"eval {name}, student seed {seed}", unit="step",
+                       disable=not progress, leave=False)
+            steps, rewards = train_fresh_student(env, curriculum, seed, config,
+                                                 on_step=lambda _, bar=bar: bar.update())
+            bar.close()
             result.per_seed.append(evaluate_student(env, seed, config))
             result.steps.append(steps)
             result.train_reward.append(rewards)
