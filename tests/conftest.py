@@ -1,4 +1,18 @@
+import atexit
+import os
+import shutil
+import tempfile
+
 import pytest
+
+# Tests never write into the user's cache: hard sets and hub files go to a temporary folder
+# (subprocesses inherit it), removed when the session ends. CI may set its own.
+if "SOAR_ENV_TEST_CACHE" not in os.environ:
+    _cache = tempfile.mkdtemp(prefix="soar-env-test-cache-")
+    atexit.register(shutil.rmtree, _cache, ignore_errors=True)
+    os.environ["SOAR_ENV_CACHE"] = _cache
+else:
+    os.environ["SOAR_ENV_CACHE"] = os.environ["SOAR_ENV_TEST_CACHE"]
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,11 @@ def env():
     env.close()
 
 
+def test_check_env_passes_on_the_id_as_it_comes():
+    # No arguments: the shipped hard set makes this cheap.
+    check_env(gym.make("SOAR-Tiny-v0").unwrapped)
+
+
 def test_check_env_passes():
     # Wall-clock seconds differ between identical runs, so they stay out of info by default
     # (Gymnasium's determinism check compares infos); they remain on env.compute.

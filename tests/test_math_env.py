@@ -29,11 +29,11 @@ def math_setup(tmp_path_factory):
     return str(build_chat_llama(root / "llama")), str(data)
 
 
-def _make(student, dataset, **extra):
+def _make(student, dataset, env_id="SOAR-MATH-v0", **extra):
     fast = dict(student=student, dataset=dataset, hard_k=2, reward_questions=2, dataset_size=2,
-                inner_steps=1, group_size=2, rounds=2, accuracy="greedy",
+                inner_steps=1, group_size=2, rounds=2, accuracy="greedy", hard_candidates=6,
                 rl=RLOOConfig(questions_per_step=2, samples_per_question=2, max_new_tokens=6))
-    return gym.make("SOAR-MATH-v0", **{**fast, **extra})
+    return gym.make(env_id, **{**fast, **extra})
 
 
 def test_math_env_reset_and_step(math_setup):
@@ -65,8 +65,16 @@ def test_math_env_reset_and_step(math_setup):
     assert "unprintable characters" in info["parse_errors"][0]
 
 
-def test_math_env_passes_check_env(math_setup):
-    check_env(_make(*math_setup, timing_in_info=False).unwrapped)
+@pytest.mark.parametrize("env_id", ["SOAR-MATH-v0", "SOAR-HARP-v0", "SOAR-CHAMP-v0"])
+def test_math_ids_pass_check_env(math_setup, env_id):
+    # Offline, every math id needs a local student; CHAMP ships its data (the first 6 here).
+    student, dataset = math_setup
+    check_env(_make(student, "champ" if env_id == "SOAR-CHAMP-v0" else dataset, env_id).unwrapped)
+
+
+def test_every_registered_id_is_covered_by_check_env():
+    ids = {k for k in gym.registry if k.startswith("SOAR-")}
+    assert ids <= {"SOAR-MATH-v0", "SOAR-HARP-v0", "SOAR-CHAMP-v0", "SOAR-Tiny-v0", "SOAR-Tiny-v1"}
 
 
 def test_math_config_errors(math_setup):
