@@ -73,9 +73,15 @@ _POLL_S = 0.02
 _WARM_ENV = "SOAR_ENV_GRADING_FORKSERVER"  # holds the owner's pid while it starts the forkserver
 # Answers that make a process do its lazy sympy / Math-Verify set-up, once, in the forkserver:
 # a fresh fork otherwise spends up to 0.26 s CPU on its first (x+1)^2 or \sin x (0.01-0.05 s warm).
-_WARM_UP = [("x^2+2x+1", "(x+1)^2"), ("\\frac{1}{2}", "0.5"), ("2\\sqrt{2}", "\\sqrt{8}"),
-            ("\\{1,2\\}", "[0,1)"), ("x=3", "\\sin(\\pi/3)"), ("\\frac{\\pi}{3}", "60^\\circ"),
-            ("50\\%", "\\binom{n}{2}-n"), ("(1,2)", "\\det\\begin{pmatrix}p & q \\\\ r & s\\end{pmatrix}")]
+_WARM_UP = [  # (gold, pred) pairs
+    ("x^2+2x+1", "(x+1)^2"),
+    ("2\\sqrt{2}", "\\sqrt{8}"),
+    ("\\{1,2\\}", "[0,1)"),
+    ("x=3", "\\sin(\\pi/3)"),
+    ("\\frac{\\pi}{3}", "60^\\circ"),
+    ("50\\%", "\\binom{n}{2}-n"),
+    ("(1,2)", "\\det\\begin{pmatrix}p & q \\\\ r & s\\end{pmatrix}"),
+]
 
 _lock = threading.Lock()  # one batch at a time: batches share the workers
 _workers: list[_Worker] = []
@@ -269,13 +275,13 @@ def _watch(owner: int) -> None:
     while True:
         time.sleep(0.5)
         stat = _proc_stat(owner)
-        if stat is None:  # no /proc
+        if stat is None:  # no /proc: ask the kernel (a zombie owner then still counts as alive)
             with contextlib.suppress(PermissionError):
                 try:
                     os.kill(owner, 0)
                 except ProcessLookupError:
-                    os._exit(1)
-        elif not stat or stat[0] in (b"Z", b"X"):  # gone, or a zombie: dead either way
+                    stat = []
+        if stat == [] or (stat and stat[0] in (b"Z", b"X")):  # gone, or a zombie: dead either way
             os._exit(1)
 
 
