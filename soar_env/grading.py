@@ -334,7 +334,8 @@ class _Worker:
 
     def start(self, job: int, args: tuple) -> None:
         self.job, self.t0, self.cpu0 = job, time.monotonic(), self.cpu() or 0.0
-        self.conn.send(args)
+        with contextlib.suppress(OSError):  # it just died: its sentinel tells, the job is retried
+            self.conn.send(args)
 
     def used(self) -> tuple[float, float]:
         """(CPU, wall) seconds of the current verdict; CPU is wall time where /proc is missing."""
