@@ -130,16 +130,21 @@ def load_state(path: Path) -> dict[str, Any]:
             meta = f.metadata() or {}
         tensors = load_file(str(path))
     except Exception as err:  # safetensors raises its own error types on malformed files
-        raise RunFolderError(f"{path} is corrupted or not a checkpoint of this package ({err})") from err
+        raise RunFolderError(
+            f"{path} is corrupted or not a checkpoint of this package ({err}); restore it, or train again"
+        ) from err
     if meta.get("format") != "soar-state-1" or "state" not in meta:
-        raise RunFolderError(f"{path} is not a checkpoint of this package (no saved state in it)")
+        raise RunFolderError(f"{path} is not a checkpoint of this package (no state in it); train again")
     if _digest(meta["state"], tensors) != meta.get("sha256"):
-        raise RunFolderError(f"{path} has been changed or damaged since it was saved (sha256 mismatch)")
+        raise RunFolderError(
+            f"{path} has been changed or damaged since it was saved (its sha256 does not match); "
+            "restore it, or train again"
+        )
     bad = not_finite(tensors)
     if bad:
         raise RunFolderError(
-            f"{path} holds NaN or inf values in {bad[0]}" + (f" and {len(bad) - 1} more" if len(bad) > 1 else "")
-            + "; the run diverged before this checkpoint: train again (e.g. with a lower learning rate)"
+            f"{path} holds NaN or inf values in {bad[0]} ({len(bad)} tensors): the run diverged "
+            "before this checkpoint; train again (e.g. with a lower learning rate)"
         )
     return join(json.loads(meta["state"]), tensors)
 

@@ -173,18 +173,16 @@ def save_checkpoint(
     deleted only once the new manifest is in place).
     """
     name = f"checkpoints/round_{next_round}.safetensors"
-    save_state(run / name, {
-        "next_round": next_round,
-        "record": run_record(teacher, env, seed),
-        "teacher": {"teacher": teacher.name, "config": teacher.config_record(), "state": teacher.state_dict()},
-        "env": env.state_dict(),
-        "history": history,
-    })
+    own = {"teacher": teacher.name, "config": teacher.config_record(), "state": teacher.state_dict()}
+    record = run_record(teacher, env, seed)
+    state = {"next_round": next_round, "record": record, "teacher": own, "env": env.state_dict()}
+    save_state(run / name, {**state, "history": history})
     files = {name: sha256_file(run / name), **promoted}
     if (run / "run.json").is_file():
         files["run.json"] = sha256_file(run / "run.json")
     write_json(run / "manifest.json", {"checkpoint": name, "files": files})
-    for old in [*(run / "checkpoints").glob("round_*.safetensors"), *run.glob("*/.*.tmp"), *run.glob(".*.tmp")]:
+    stale = [*(run / "checkpoints").glob("round_*.safetensors"), *run.glob(".*.tmp"), *run.glob("*/.*.tmp")]
+    for old in stale:
         if old != run / name:  # older checkpoints, and temporary files of killed writes
             old.unlink(missing_ok=True)
     teacher.save(run / "teacher.safetensors")  # the trained teacher alone, for users
@@ -196,8 +194,12 @@ def load_checkpoint(
     """Restore teacher and env from ``run``'s checkpoint, after checking every file and the
     run's settings; returns the next round, the history and the promoted students saved."""
     manifest = verify_manifest(run)
-    if (run / "teacher.safetensors").is_file():
-        load_state(run / "teacher.safetensors")  # not read back, but a damaged file is reported
+    if (run / "teacher.safetensors").is_file():  # not read back, but a damaged file is reported
+        try:
+            load_state(run / "teacher.safetensors")
+        except RunFolderError as err:
+            hint = "the exported teacher: delete it, a resume writes it again"
+            raise RunFolderError(f"{err} ({hint})") from err
     path = run / manifest["checkpoint"]
     saved = load_state(path)
     diff = differences(saved.get("record"), run_record(teacher, env, seed))
@@ -211,7 +213,8 @@ def load_checkpoint(
         env.load_state_dict(saved["env"])
         next_round, history = int(saved["next_round"]), list(saved["history"])
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
-        raise RunFolderError(f"{path} does not hold a complete run state ({type(err).__name__}: {err})") from err
+        problem = f"{type(err).__name__}: {err}"
+        raise RunFolderError(f"{path} does not hold a complete run state ({problem})") from err
     promoted = {k: v for k, v in manifest["files"].items() if k.startswith("promoted/")}
     return next_round, history, promoted
 

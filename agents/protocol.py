@@ -73,7 +73,8 @@ class Teacher:
 
     def save(self, path: str | Path) -> None:
         """Write the teacher's state to ``path`` (safetensors + JSON, atomically)."""
-        save_state(Path(path), {"teacher": self.name, "config": self.config_record(), "state": self.state_dict()})
+        saved = {"teacher": self.name, "config": self.config_record(), "state": self.state_dict()}
+        save_state(Path(path), saved)
 
     def load(self, path: str | Path) -> None:
         """Read a state written by ``save``; one clear error when it is missing, damaged,
@@ -88,7 +89,7 @@ class Teacher:
         """Restore ``{"teacher", "config", "state"}`` read from ``path`` (named in errors)."""
         if saved.get("teacher") != self.name:
             found = saved.get("teacher")
-            raise RunFolderError(f"Expects a checkpoint of the {self.name!r} teacher, actual {found!r} in {path}")
+            raise RunFolderError(f"{path}: expects a checkpoint of the {self.name!r} teacher, actual {found!r}")
         diff = differences(saved.get("config"), self.config_record())
         if diff:
             raise RunFolderError(f"{path} was saved under other teacher settings ({'; '.join(diff)})")

@@ -57,7 +57,7 @@ def train_run(
         diff = differences(read_json(out / "run.json", "restore it, or use another --out"), spec)
         if diff:
             raise RunFolderError(
-                f"--resume expects the settings of the run in {out} (saved -> given: {'; '.join(diff)}); "
+                f"--resume expects the settings in {out / 'run.json'} (saved -> given: {'; '.join(diff)}); "
                 "use another --out for a new run"
             )
     elif not resume and has_checkpoint(out):
