@@ -87,9 +87,10 @@ class Teacher:
 
     def load_saved(self, saved: dict[str, Any], path: Path) -> None:
         """Restore ``{"teacher", "config", "state"}`` read from ``path`` (named in errors)."""
-        if saved.get("teacher") != self.name:
-            found = saved.get("teacher")
-            raise RunFolderError(f"{path}: expects a checkpoint of the {self.name!r} teacher, actual {found!r}")
+        found = saved.get("teacher")
+        if found != self.name:
+            expected = f"a checkpoint of the {self.name!r} teacher"
+            raise RunFolderError(f"{path}: expects {expected}, actual {found!r}")
         diff = differences(saved.get("config"), self.config_record())
         if diff:
             raise RunFolderError(f"{path} was saved under other teacher settings ({'; '.join(diff)})")
