@@ -146,7 +146,14 @@ def load_state(path: Path) -> dict[str, Any]:
             f"{path} holds NaN or inf values in {bad[0]} ({len(bad)} tensors): the run diverged "
             "before this checkpoint; train again (e.g. with a lower learning rate)"
         )
-    return join(json.loads(meta["state"]), tensors)
+    try:
+        state = join(json.loads(meta["state"]), tensors)
+    except (KeyError, TypeError, ValueError) as err:  # only a file made to pass the sha256 gets here
+        problem = f"{type(err).__name__}: {err}"
+        raise RunFolderError(f"{path} holds a malformed state ({problem}); train again") from err
+    if not isinstance(state, dict):
+        raise RunFolderError(f"{path} holds a malformed state (not a mapping); train again")
+    return state
 
 
 # ---- manifest ---------------------------------------------------------------------------

@@ -189,11 +189,12 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    run: Path, teacher: Teacher, env: Any, seed: int
+    run: Path, teacher: Teacher, env: Any, seed: int, manifest: dict[str, Any] | None = None
 ) -> tuple[int, list[dict[str, Any]], dict[str, str]]:
     """Restore teacher and env from ``run``'s checkpoint, after checking every file and the
-    run's settings; returns the next round, the history and the promoted students saved."""
-    manifest = verify_manifest(run)
+    run's settings; returns the next round, the history and the promoted students saved.
+    ``manifest``: ``verify_manifest(run)`` when the caller has just checked it."""
+    manifest = manifest or verify_manifest(run)
     if (run / "teacher.safetensors").is_file():  # not read back, but a damaged file is reported
         try:
             load_state(run / "teacher.safetensors")
@@ -208,7 +209,9 @@ def load_checkpoint(
             f"{path} was saved with other settings ({'; '.join(diff)}): resume with the run's own "
             "settings, or use another --out for a new run"
         )
-    teacher.load_saved(saved.get("teacher", {}), path)
+    if not isinstance(saved.get("teacher"), dict):
+        raise RunFolderError(f"{path} does not hold a complete run state (no teacher); train again")
+    teacher.load_saved(saved["teacher"], path)
     try:
         env.load_state_dict(saved["env"])
         next_round, history = int(saved["next_round"]), list(saved["history"])

@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from soar_env.diagnostics import proposal_stats
@@ -75,9 +76,11 @@ def _load_run(run: Path):
             f"Expects a trained run in {run} (run.json, manifest.json), actual none: run "
             f"`soar-env train --out {run}` first"
         )
-    verify_manifest(run)  # before run.json is trusted to build anything
+    manifest = verify_manifest(run)  # before run.json is trusted to build anything
     spec = read_json(run / "run.json")
     try:
+        if spec["env"] not in gym.registry:  # gym.make would import any "module:Env" it is given
+            raise RunFolderError(f"{run / 'run.json'} names an env that is not registered: {spec['env']!r}")
         agent = make_teacher(spec["teacher"])
         env = make_teacher_env(spec["env"], agent, **{"rounds": spec["rounds"], **spec["overrides"]})
         seed = spec["seed"]
@@ -85,7 +88,7 @@ def _load_run(run: Path):
         raise RunFolderError(f"{run / 'run.json'} lacks {err}; train again into another folder") from err
     env.reset(seed=seed)
     agent.setup(env.unwrapped, seed)
-    load_checkpoint(run, agent, env.unwrapped, seed)
+    load_checkpoint(run, agent, env.unwrapped, seed, manifest)
     return spec, agent, env.unwrapped
 
 
