@@ -126,9 +126,9 @@ def train_teacher(
             )
             if logger is not None:
                 if save_promoted and infos[-1].get("promoted"):
-                    name = f"promoted/round_{r}.safetensors"
-                    save_weights(run / name, unwrapped.baseline)
-                    promoted[name] = sha256_file(run / name)
+                    student = f"promoted/round_{r}.safetensors"
+                    save_weights(run / student, unwrapped.baseline)
+                    promoted[student] = sha256_file(run / student)
                 last = truncated or r + 1 == rounds
                 if checkpoint_every and ((r + 1) % checkpoint_every == 0 or last):
                     save_checkpoint(run, r + 1, teacher, unwrapped, history, seed, promoted)

@@ -118,9 +118,10 @@ def evaluate_run(
     results = read_json(path, fix) if path.is_file() else {"results": {}, "diversity": {}}
     if not isinstance(results, dict) or not isinstance(results.get("results", {}), dict):
         raise RunFolderError(f"{path} is not an eval.json of this package; {fix}")
-    results.setdefault("results", {}), results.setdefault("diversity", {})
+    results.setdefault("results", {})
+    results.setdefault("diversity", {})
     if results.setdefault("settings", settings) != settings:
-        raise ValueError(
+        raise RunFolderError(
             f"{path} holds results made with other evaluation settings ({results['settings']}); "
             "use the same settings (e.g. --eval-steps), or move eval.json away to start over"
         )
