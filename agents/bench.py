@@ -22,7 +22,7 @@ import soar_env
 from soar_env.rewards import INTRINSIC
 
 from .report import format_interval
-from .runs import evaluate_run, leaderboard, mean_diversity, teacher_variant, train_run
+from .runs import evaluate_run, promoted_students, leaderboard, mean_diversity, teacher_variant, train_run
 
 DIVERSITY = ("vendi", "self_bleu", "distinct_fraction", "length_entropy", "skill_entropy", "mean_length")
 
@@ -99,7 +99,7 @@ def _run_compute(history: list[dict[str, Any]]) -> dict[str, float]:
 
 def _available(run: Path, variants: list[str]) -> list[str]:
     """Drop PQ and PS when the run promoted nothing."""
-    promoted = (run / "promoted").is_dir() and any((run / "promoted").glob("round_*.pt"))
+    promoted = bool(promoted_students(run))
     return [v for v in variants if v not in ("PQ", "PS") or promoted]
 
 

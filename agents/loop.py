@@ -19,8 +19,19 @@ import numpy as np
 import soar_env
 from soar_env.diagnostics import proposal_stats
 
+from .checkpoints import (
+    RunFolderError,
+    differences,
+    jsonable,
+    load_state,
+    save_state,
+    save_weights,
+    sha256_file,
+    verify_manifest,
+    write_json,
+)
 from .logger import RunLogger
-from .protocol import Teacher, save_atomic
+from .protocol import Teacher
 
 
 def make_teacher_env(env_id: str, teacher: Teacher, **overrides: Any) -> gym.Env:
@@ -47,10 +58,13 @@ def train_teacher(
     Each round: the teacher proposes ``g`` datasets, the env is stepped once per dataset,
     the teacher learns from the ``g`` rewards. With ``log_dir``:
     - every round is appended to ``rounds.csv`` and TensorBoard as it ends;
-    - every ``checkpoint_every`` rounds (and at the end) the teacher (``teacher.pt``) and the
-      whole run (``checkpoint.pt``: teacher, env state, history) are saved atomically;
-    - each promoted student's weights go to ``promoted/round_R.pt`` (for PS evaluation).
-    With ``resume=True`` a run continues from ``checkpoint.pt``: on CPU with the same seed
+    - every ``checkpoint_every`` rounds (and at the end) the whole run (teacher, env state,
+      history) goes to ``checkpoints/round_R.safetensors``, then ``manifest.json`` (sha256
+      of every file a resume reads), then the teacher alone to ``teacher.safetensors``;
+    - each promoted student's weights go to ``promoted/round_R.safetensors`` (for PS).
+    Nothing is pickled: weights in safetensors, the rest JSON (``checkpoints.py``).
+    With ``resume=True`` a run continues from the manifest's checkpoint (refused, with the
+    reason, when a file changed or the run's settings differ): on CPU with the same seed
     the remaining rounds are exactly those of an uninterrupted run.
 
     Args:
@@ -62,7 +76,7 @@ def train_teacher(
         log_dir: where logs and checkpoints go; None writes nothing.
         progress: show a progress bar.
         checkpoint_every: rounds between checkpoints (0: never).
-        resume: continue from ``log_dir/checkpoint.pt`` when it exists.
+        resume: continue from ``log_dir``'s checkpoint when it has one.
         save_promoted: save promoted students (1.3 MB each on SOAR-Tiny-v0; the full model
             for large students).
     """
@@ -76,9 +90,11 @@ def train_teacher(
     rounds = rounds or unwrapped.config.rounds
     history: list[dict[str, Any]] = []
     start = 0
-    checkpoint = Path(log_dir) / "checkpoint.pt" if log_dir is not None else None
-    if resume and checkpoint is not None and checkpoint.is_file():
-        start, history = load_checkpoint(checkpoint, teacher, unwrapped)
+    run = Path(log_dir) if log_dir is not None else None
+    promoted: dict[str, str] = {}  # promoted students saved so far -> sha256, for the manifest
+    if resume and run is not None and has_checkpoint(run):
+        start, history, promoted = load_checkpoint(run, teacher, unwrapped, seed)
+        teacher.save(run / "teacher.safetensors")  # a kill may have come before this export
         obs = unwrapped.observation()
     name = unwrapped.spec.id if unwrapped.spec else "env"
     logger = None
@@ -116,11 +132,12 @@ def train_teacher(
             )
             if logger is not None:
                 if save_promoted and infos[-1].get("promoted"):
-                    save_atomic(unwrapped.baseline, Path(log_dir) / "promoted" / f"round_{r}.pt")
+                    student = f"promoted/round_{r}.safetensors"
+                    save_weights(run / student, unwrapped.baseline)
+                    promoted[student] = sha256_file(run / student)
                 last = truncated or r + 1 == rounds
                 if checkpoint_every and ((r + 1) % checkpoint_every == 0 or last):
-                    teacher.save(Path(log_dir) / "teacher.pt")
-                    save_checkpoint(checkpoint, r + 1, teacher, unwrapped, history)
+                    save_checkpoint(run, r + 1, teacher, unwrapped, history, seed, promoted)
                 logger.log(r, row)
             if truncated:
                 break
@@ -130,36 +147,85 @@ def train_teacher(
     return history
 
 
-def save_checkpoint(path: Path, next_round: int, teacher: Teacher, env: Any, history: list) -> None:
-    """The whole run at a round boundary: teacher state, env state, history."""
-    save_atomic(
-        {
-            "next_round": next_round,
-            "teacher_name": teacher.name,
-            "teacher": teacher.state_dict(),
-            "env": env.state_dict(),
-            "history": history,
-        },
-        path,
-    )
+def run_record(teacher: Teacher, env: Any, seed: int) -> dict[str, Any]:
+    """What a checkpoint must have been made with to be resumed here (else: other results)."""
+    return jsonable({
+        "env": env.spec.id if env.spec else None,
+        "env_config": asdict(env.config),
+        "teacher": teacher.name,
+        "teacher_config": teacher.config_record(),
+        "seed": seed,
+    })
 
 
-def load_checkpoint(path: Path, teacher: Teacher, env: Any) -> tuple[int, list[dict[str, Any]]]:
-    """Restore teacher and env from ``save_checkpoint``; returns the next round and the history."""
-    import torch
+def has_checkpoint(run: Path) -> bool:
+    if (run / "manifest.json").is_file():
+        return True
+    if (run / "checkpoint.pt").is_file():
+        raise RunFolderError(
+            f"{run} holds a checkpoint.pt of an older soar-env; it is a pickle, which can run code, "
+            "so it is never loaded: train again into another folder"
+        )
+    return False
 
+
+def save_checkpoint(
+    run: Path, next_round: int, teacher: Teacher, env: Any, history: list, seed: int, promoted: dict[str, str]
+) -> None:
+    """The whole run at a round boundary, committed by ``manifest.json``.
+
+    The checkpoint file is new each time and the manifest is replaced last, so a kill at any
+    point leaves a manifest that names complete, unchanged files (the previous checkpoint is
+    deleted only once the new manifest is in place).
+    """
+    name = f"checkpoints/round_{next_round}.safetensors"
+    own = {"teacher": teacher.name, "config": teacher.config_record(), "state": teacher.state_dict()}
+    record = run_record(teacher, env, seed)
+    state = {"next_round": next_round, "record": record, "teacher": own, "env": env.state_dict()}
+    save_state(run / name, {**state, "history": history})
+    files = {name: sha256_file(run / name), **promoted}
+    if (run / "run.json").is_file():
+        files["run.json"] = sha256_file(run / "run.json")
+    write_json(run / "manifest.json", {"checkpoint": name, "files": files})
+    stale = [*(run / "checkpoints").glob("round_*.safetensors"), *run.glob(".*.tmp"), *run.glob("*/.*.tmp")]
+    for old in stale:
+        if old != run / name:  # older checkpoints, and temporary files of killed writes
+            old.unlink(missing_ok=True)
+    teacher.save(run / "teacher.safetensors")  # the trained teacher alone, for users
+
+
+def load_checkpoint(
+    run: Path, teacher: Teacher, env: Any, seed: int, manifest: dict[str, Any] | None = None
+) -> tuple[int, list[dict[str, Any]], dict[str, str]]:
+    """Restore teacher and env from ``run``'s checkpoint, after checking every file and the
+    run's settings; returns the next round, the history and the promoted students saved.
+    ``manifest``: ``verify_manifest(run)`` when the caller has just checked it."""
+    manifest = manifest or verify_manifest(run)
+    if (run / "teacher.safetensors").is_file():  # not read back, but a damaged file is reported
+        try:
+            load_state(run / "teacher.safetensors")
+        except RunFolderError as err:
+            hint = "the exported teacher: delete it, a resume writes it again"
+            raise RunFolderError(f"{err} ({hint})") from err
+    path = run / manifest["checkpoint"]
+    saved = load_state(path)
+    diff = differences(saved.get("record"), run_record(teacher, env, seed))
+    if diff:
+        raise RunFolderError(
+            f"{path} was saved with other settings ({'; '.join(diff)}): resume with the run's own "
+            "settings, or use another --out for a new run"
+        )
+    if not isinstance(saved.get("teacher"), dict):
+        raise RunFolderError(f"{path} does not hold a complete run state (no teacher); train again")
+    teacher.load_saved(saved["teacher"], path)
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise RuntimeError(
-            f"The run checkpoint {path} is corrupted ({type(err).__name__}); delete it to start the run over"
-        ) from err
-    if not isinstance(saved, dict) or saved.get("teacher_name") != teacher.name:
-        found = saved.get("teacher_name") if isinstance(saved, dict) else type(saved).__name__
-        raise ValueError(f"Expects a checkpoint of the {teacher.name!r} teacher, actual {found!r}")
-    teacher.load_state_dict(saved["teacher"])
-    env.load_state_dict(saved["env"])
-    return saved["next_round"], list(saved["history"])
+        env.load_state_dict(saved["env"])
+        next_round, history = int(saved["next_round"]), list(saved["history"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+        problem = f"{type(err).__name__}: {err}"
+        raise RunFolderError(f"{path} does not hold a complete run state ({problem})") from err
+    promoted = {k: v for k, v in manifest["files"].items() if k.startswith("promoted/")}
+    return next_round, history, promoted
 
 
 def round_row(

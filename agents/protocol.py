@@ -10,20 +10,13 @@ rewards and infos.
 from __future__ import annotations
 
 import random
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from soar_env.problems import Problem
 
-
-def save_atomic(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` through a temporary file: a crash leaves the previous file."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+from .checkpoints import RunFolderError, differences, jsonable, load_state, save_state
 
 
 class Teacher:
@@ -72,27 +65,38 @@ class Teacher:
         if "rng" in state:
             self.rng.setstate(state["rng"])
 
+    def config_record(self) -> dict[str, Any]:
+        """The teacher's own settings, as saved with its state: a state saved under other
+        settings is refused rather than silently mixed with these."""
+        config = getattr(self, "config", None)
+        return jsonable(asdict(config)) if is_dataclass(config) else {}
+
     def save(self, path: str | Path) -> None:
-        """Write the teacher's state to ``path`` (atomically: a crash leaves the old file)."""
-        save_atomic({"teacher": self.name, "state": self.state_dict()}, Path(path))
+        """Write the teacher's state to ``path`` (safetensors + JSON, atomically)."""
+        saved = {"teacher": self.name, "config": self.config_record(), "state": self.state_dict()}
+        save_state(Path(path), saved)
 
     def load(self, path: str | Path) -> None:
-        """Read a state written by ``save``; a clear error when it is missing or corrupted."""
-        import torch
-
+        """Read a state written by ``save``; one clear error when it is missing, damaged,
+        of another teacher or of other settings (nothing in it is ever executed)."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"Expects a teacher checkpoint at {path}, actual none")
+        saved = load_state(path)
+        self.load_saved(saved, path)
+
+    def load_saved(self, saved: dict[str, Any], path: Path) -> None:
+        """Restore ``{"teacher", "config", "state"}`` read from ``path`` (named in errors)."""
+        found = saved.get("teacher")
+        if found != self.name:
+            expected = f"a checkpoint of the {self.name!r} teacher"
+            raise RunFolderError(f"{path}: expects {expected}, actual {found!r}")
+        diff = differences(saved.get("config"), self.config_record())
+        if diff:
+            raise RunFolderError(f"{path} was saved under other teacher settings ({'; '.join(diff)})")
         try:
-            saved = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:
-            raise RuntimeError(
-                f"The teacher checkpoint {path} is corrupted ({type(err).__name__}); "
-                "delete it and train again"
+            self.load_state_dict(saved["state"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as err:
+            raise RunFolderError(
+                f"{path} does not hold a complete {self.name!r} teacher state ({type(err).__name__}: {err})"
             ) from err
-        if not isinstance(saved, dict) or saved.get("teacher") != self.name:
-            raise ValueError(
-                f"Expects a checkpoint of the {self.name!r} teacher, actual "
-                f"{saved.get('teacher') if isinstance(saved, dict) else type(saved).__name__!r}"
-            )
-        self.load_state_dict(saved["state"])

@@ -1,8 +1,9 @@
 """Runs on disk: train a teacher into a folder, evaluate it with the paper's protocol, bench.
 
 A run folder holds ``run.json`` (env id, teacher, seed, rounds, env overrides), the
-training logs and checkpoints of ``train_teacher``, and ``eval.json`` (pass@k per variant
-and seed, written as each finishes, so an interrupted evaluation resumes).
+training logs and checkpoints of ``train_teacher`` (``manifest.json`` lists them with their
+sha256), and ``eval.json`` (pass@k per variant and seed, written as each finishes, so an
+interrupted evaluation resumes). Nothing in a run folder is unpickled: folders are shared.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 import soar_env
@@ -27,7 +29,10 @@ from soar_env.evaluation import (
 )
 
 from . import make_teacher
-from .loop import load_checkpoint, make_teacher_env, train_teacher
+from .checkpoints import RunFolderError, differences, load_weights, read_json, verify_manifest, write_json
+from .loop import has_checkpoint, load_checkpoint, make_teacher_env, train_teacher
+
+__all__ = ["RunFolderError", "evaluate_run", "train_run"]
 
 LLM_TEACHERS = {"soar": "Grounded-T", "base": "Base-T", "learnability": "Intrinsic-T"}
 
@@ -58,34 +63,41 @@ def train_run(
     if teacher_settings:
         spec["teacher_settings"] = teacher_settings
     if (out / "run.json").is_file() and resume:
-        saved = json.loads((out / "run.json").read_text())
-        if saved != spec:
-            raise ValueError(
-                f"--resume expects the same settings as the run in {out}: saved {saved}, "
-                f"actual {spec}. Use another --out for a new run."
+        diff = differences(read_json(out / "run.json", "restore it, or use another --out"), spec)
+        if diff:
+            raise RunFolderError(
+                f"--resume expects the settings in {out / 'run.json'} (saved -> given: {'; '.join(diff)}); "
+                "use another --out for a new run"
             )
-    elif (out / "checkpoint.pt").is_file() and not resume:
+    elif not resume and has_checkpoint(out):
         raise FileExistsError(f"{out} already holds a run: pass --resume to continue it, or another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps(spec, indent=1))
+    if not (resume and (out / "run.json").is_file()):  # a resume keeps it: the manifest has its sha256
+        write_json(out / "run.json", spec)
     agent = make_teacher(teacher, **({"settings": teacher_settings} if teacher_settings else {}))
     env = make_teacher_env(env_id, agent, **{"rounds": rounds, **(overrides or {})})
     return train_teacher(agent, env, rounds=rounds, seed=seed, log_dir=out, progress=progress, resume=resume)
 
 
 def _load_run(run: Path):
-    spec = json.loads((run / "run.json").read_text())
-    settings = spec.get("teacher_settings")
-    agent = make_teacher(spec["teacher"], **({"settings": settings} if settings else {}))
-    env = make_teacher_env(spec["env"], agent, **{"rounds": spec["rounds"], **spec["overrides"]})
-    env.reset(seed=spec["seed"])
-    agent.setup(env.unwrapped, spec["seed"])
-    if not (run / "checkpoint.pt").is_file():
+    if not (run / "run.json").is_file() or not has_checkpoint(run):
         raise FileNotFoundError(
-            f"Expects a trained run in {run} (checkpoint.pt), actual none: run "
+            f"Expects a trained run in {run} (run.json, manifest.json), actual none: run "
             f"`soar-env train --out {run}` first"
         )
-    load_checkpoint(run / "checkpoint.pt", agent, env.unwrapped)
+    manifest = verify_manifest(run)  # before run.json is trusted to build anything
+    spec = read_json(run / "run.json")
+    try:
+        if spec["env"] not in gym.registry:  # gym.make would import any "module:Env" it is given
+            raise RunFolderError(f"{run / 'run.json'} names an env that is not registered: {spec['env']!r}")
+        settings = spec.get("teacher_settings")
+        agent = make_teacher(spec["teacher"], **({"settings": settings} if settings else {}))
+        env = make_teacher_env(spec["env"], agent, **{"rounds": spec["rounds"], **spec["overrides"]})
+        seed = spec["seed"]
+    except (KeyError, TypeError) as err:
+        raise RunFolderError(f"{run / 'run.json'} lacks {err}; train again into another folder") from err
+    env.reset(seed=seed)
+    agent.setup(env.unwrapped, seed)
+    load_checkpoint(run, agent, env.unwrapped, seed, manifest)
     return spec, agent, env.unwrapped
 
 
@@ -111,9 +123,14 @@ def evaluate_run(
     settings = {k: v for k, v in asdict(config).items() if k != "rl"}
     settings["rl"] = asdict(config.rl) if config.rl is not None else None
     settings = json.loads(json.dumps(settings))  # as eval.json stores them (tuples become lists)
-    results = json.loads(path.read_text()) if path.is_file() else {"results": {}, "diversity": {}}
+    fix = "move it away to evaluate again from scratch (finished results are in it)"
+    results = read_json(path, fix) if path.is_file() else {"results": {}, "diversity": {}}
+    if not isinstance(results, dict) or not isinstance(results.get("results", {}), dict):
+        raise RunFolderError(f"{path} is not an eval.json of this package; {fix}")
+    results.setdefault("results", {})
+    results.setdefault("diversity", {})
     if results.setdefault("settings", settings) != settings:
-        raise ValueError(
+        raise RunFolderError(
             f"{path} holds results made with other evaluation settings ({results['settings']}); "
             "use the same settings (e.g. --eval-steps), or move eval.json away to start over"
         )
@@ -121,7 +138,7 @@ def evaluate_run(
     results["run"] = {**spec, "version": soar_env.__version__,
                       "config": json.loads(json.dumps(asdict(env.config), default=str))}
     own = teacher_variant(spec["teacher"])
-    promoted = sorted((run / "promoted").glob("round_*.pt")) if (run / "promoted").is_dir() else []
+    promoted = promoted_students(run)
     if variants is None:
         variants = [own] + (["PQ"] if len(env.promoted_bank) else []) + (["PS"] if promoted else [])
         variants += ["Hard-Only", "base"]
@@ -150,10 +167,17 @@ def evaluate_run(
             )
         for seed, scores in zip(todo, result.per_seed):
             done[str(seed)] = {str(k): v for k, v in scores.items()}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        tmp.replace(path)
+        write_json(path, results)
     return results
+
+
+def promoted_students(run: str | Path) -> list[Path]:
+    """The promoted students' weight files the run's manifest lists (so checked), by round."""
+    run = Path(run)
+    if not (run / "manifest.json").is_file():
+        return []
+    names = [n for n in read_json(run / "manifest.json").get("files", {}) if n.startswith("promoted/")]
+    return sorted((run / n for n in names), key=lambda p: int(p.stem.split("_")[-1]))
 
 
 def sample_questions(agent: Any, env: Any, count: int) -> list:
@@ -164,13 +188,11 @@ def sample_questions(agent: Any, env: Any, count: int) -> list:
 
 def best_promoted_student(env: Any, promoted: list[Path], seeds: list[int], config: EvalConfig) -> EvalResult:
     """PS: the promoted student with the best accuracy on D_train, evaluated on D_test."""
-    import torch
-
     keep = env.student.snapshot()
     try:
         best, best_acc = None, -1.0
         for path in promoted:
-            weights = torch.load(path, map_location="cpu", weights_only=False)
+            weights = load_weights(path)
             env.student.restore(weights)
             acc = env.accuracy(list(env.hard_set.train))
             if acc > best_acc:

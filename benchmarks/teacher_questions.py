@@ -38,7 +38,7 @@ def main() -> None:
             env.reset(seed=seed)
             teacher.setup(env.unwrapped, seed)
             if name != "base":
-                teacher.load(Path(args.runs) / f"{name}_seed{seed}" / "teacher.pt")
+                teacher.load(Path(args.runs) / f"{name}_seed{seed}" / "teacher.safetensors")
             questions = sample_questions(teacher, env.unwrapped, 128)
             profiles[variant].append(proposal_stats(env.unwrapped.domain, questions))
             result = evaluate_curriculum(env.unwrapped, questions, [seed], EvalConfig.tiny(), variant)

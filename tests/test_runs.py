@@ -1,9 +1,14 @@
-"""The evaluation protocol, and `soar-env train` killed mid-run then resumed."""
+"""The evaluation protocol, `soar-env train` killed mid-run then resumed, and run folders
+that cannot hurt whoever resumes or evaluates them (shared, damaged or mismatched)."""
 
 import csv
 import itertools
+import json
 import math
 import os
+import pickle
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -46,7 +51,7 @@ def test_eval_summary_interval():
     result = EvalResult("x", [{1: 0.1}, {1: 0.2}, {1: 0.3}])
     s = result.summary()["pass@1"]
     assert s["mean"] == pytest.approx(0.2) and s["sd"] == pytest.approx(0.1)
-    assert s["ci95"] == pytest.approx(4.3027 * 0.1 / math.sqrt(3), rel=1e-4)  # t(0.975, 2 dof)
+    assert s["ci95"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3))  # t quantile, 2 degrees of freedom
 
 
 class Run:
@@ -117,3 +122,166 @@ def test_bench_writes_a_leaderboard(tmp_path):
         assert f"| {variant} | 2 |" in board
     assert (tmp_path / "leaderboard.png").is_file()
     assert "Vendi" in board or "vendi" in board
+
+
+# ---- run folders that cannot hurt the user --------------------------------------------------
+# A real 2-round run of the tiny model, promoting every round (tau=-1, window 1) so that
+# promoted students are in the folder too; each test damages a copy, then resumes it.
+FOLDER_SETTINGS = {"dataset_size": 8, "group_size": 2, "inner_steps": 2, "reward_questions": 16,
+                   "tau": -1.0, "ma_window": 1}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from soar_agents.runs import train_run
+
+    out = tmp_path_factory.mktemp("trained") / "run"
+    train_run(out, rounds=2, seed=1, progress=False, overrides=FOLDER_SETTINGS)
+    return out
+
+
+def _copy(trained, tmp_path):
+    shutil.rmtree(tmp_path / "run", ignore_errors=True)
+    return Path(shutil.copytree(trained, tmp_path / "run"))
+
+
+def _resume(run, **settings):
+    from soar_agents.runs import train_run
+
+    return train_run(run, **{"rounds": 2, "seed": 1, "progress": False, "overrides": FOLDER_SETTINGS,
+                             "resume": True, **settings})
+
+
+def _checkpoint_files(run):
+    """Every file a resume or an evaluation reads (the logs are only ever written)."""
+    names = list(json.loads((run / "manifest.json").read_text())["files"])
+    assert any(n.startswith("promoted/") for n in names) and any(n.startswith("checkpoints/") for n in names)
+    return names + ["manifest.json", "teacher.safetensors"]
+
+
+def _rehash(run):
+    """Rewrite the manifest as a careful forger would, to reach the checks behind it."""
+    from soar_agents.checkpoints import sha256_file
+
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["files"] = {name: sha256_file(run / name) for name in manifest["files"]}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+class Payload:
+    """Unpickling this creates ``marker``: the proof that a loader ran code from a file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_resume_of_an_untouched_folder_works(trained, tmp_path):
+    run = _copy(trained, tmp_path)
+    assert len(_resume(run)) == 2
+
+
+def test_a_pickle_payload_in_any_file_never_runs(trained, tmp_path):
+    import torch
+
+    from soar_agents.checkpoints import RunFolderError
+    from soar_agents.runs import evaluate_run
+
+    marker = tmp_path / "pwned"
+    pickle.loads(pickle.dumps(Payload(marker)))  # the payload does run when unpickled
+    assert marker.exists()
+    marker.unlink()
+    for name in _checkpoint_files(trained):
+        for write in (torch.save, lambda obj, path: Path(path).write_bytes(pickle.dumps(obj))):
+            run = _copy(trained, tmp_path)
+            write(Payload(marker), run / name)
+            with pytest.raises(RunFolderError, match=re.escape(str(run / "manifest.json")) + "|"
+                               + re.escape(str(run / name))):
+                _resume(run)
+            with pytest.raises(RunFolderError):
+                evaluate_run(run, [0], progress=False)
+            assert not marker.exists(), f"a payload in {name} ran"
+    run = _copy(trained, tmp_path)
+    torch.save(Payload(marker), run / "eval.json")
+    with pytest.raises(RunFolderError, match="eval.json"):
+        evaluate_run(run, [0], progress=False)
+    assert not marker.exists()
+
+
+def test_a_flipped_byte_in_any_checkpoint_file_is_refused_by_name(trained, tmp_path):
+    from soar_agents.checkpoints import RunFolderError
+
+    for name in _checkpoint_files(trained):
+        for where in (0.5, 0.02, 0.98):  # the tensors, the header, the end
+            run = _copy(trained, tmp_path)
+            data = bytearray((run / name).read_bytes())
+            data[int(len(data) * where)] ^= 0x01
+            (run / name).write_bytes(bytes(data))
+            with pytest.raises(RunFolderError, match=re.escape(name)):
+                _resume(run)
+
+
+def test_a_resume_with_other_settings_is_refused_with_the_difference(trained, tmp_path):
+    from soar_agents import make_teacher
+    from soar_agents.checkpoints import RunFolderError
+    from soar_agents.loop import make_teacher_env, train_teacher
+    from soar_agents.soar_teacher import SoarTeacherConfig
+
+    run = _copy(trained, tmp_path)
+    with pytest.raises(RunFolderError, match="seed: 1 -> 2"):
+        _resume(run, seed=2)
+    with pytest.raises(RunFolderError, match="inner_steps: 2 -> 3"):
+        _resume(run, overrides={**FOLDER_SETTINGS, "inner_steps": 3})
+    # run.json edited to another seed (and the manifest forged): the checkpoint's own record says no.
+    spec = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**spec, "seed": 2}))
+    with pytest.raises(RunFolderError, match=re.escape("run.json")):
+        _resume(run, seed=2)
+    _rehash(run)
+    with pytest.raises(RunFolderError, match="seed: 1 -> 2"):
+        _resume(run, seed=2)
+    # The teacher's own settings are part of the record: the run's and the exported teacher's.
+    run = _copy(trained, tmp_path)
+    other = make_teacher("soar", config=SoarTeacherConfig.tiny(learning_rate=0.5))
+    env = make_teacher_env("SOAR-Tiny-v0", other, rounds=2, **FOLDER_SETTINGS)
+    with pytest.raises(RunFolderError, match=r"teacher_config.learning_rate: .* -> 0.5"):
+        train_teacher(other, env, rounds=2, seed=1, log_dir=run, progress=False, resume=True)
+    with pytest.raises(RunFolderError, match=r"learning_rate: .* -> 0.5"):
+        other.load(run / "teacher.safetensors")
+
+
+def test_nan_weights_and_missing_keys_are_refused(trained, tmp_path):
+    from soar_agents.checkpoints import RunFolderError, load_state, save_state
+
+    run = _copy(trained, tmp_path)
+    path = run / json.loads((run / "manifest.json").read_text())["checkpoint"]
+    saved = load_state(path)
+    weights = saved["teacher"]["state"]["model"]
+    next(iter(weights.values())).view(-1)[0] = float("nan")
+    save_state(path, saved)
+    _rehash(run)
+    with pytest.raises(RunFolderError, match="NaN or inf"):
+        _resume(run)
+    run = _copy(trained, tmp_path)
+    saved = load_state(path)
+    del saved["env"]["np_random"]
+    save_state(path, saved)
+    _rehash(run)
+    with pytest.raises(RunFolderError, match="does not hold a complete run state.*np_random"):
+        _resume(run)
+    run = _copy(trained, tmp_path)
+    (run / "promoted" / "round_0.safetensors").unlink()
+    with pytest.raises(RunFolderError, match="round_0.safetensors is missing"):
+        _resume(run)
+
+
+def test_a_corrupt_eval_json_gives_a_clear_error(trained, tmp_path):
+    from soar_agents.checkpoints import RunFolderError
+    from soar_agents.runs import evaluate_run
+
+    run = _copy(trained, tmp_path)
+    (run / "eval.json").write_text('{"results": {"Grounded-T": {"0": ')  # cut by a full disk
+    with pytest.raises(RunFolderError, match=r"eval.json is not valid JSON .*move it away"):
+        evaluate_run(run, [0], progress=False)
