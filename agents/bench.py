@@ -22,7 +22,7 @@ import soar_env
 from soar_env.rewards import INTRINSIC
 
 from .report import format_interval
-from .runs import evaluate_run, promoted_students, leaderboard, mean_diversity, teacher_variant, train_run
+from .runs import evaluate_run, leaderboard, mean_diversity, promoted_students, teacher_variant, train_run
 
 DIVERSITY = ("vendi", "self_bleu", "distinct_fraction", "length_entropy", "skill_entropy", "mean_length")
 
