@@ -11,7 +11,7 @@ One round (the paper's outer step):
 
 Two choices the paper leaves to us, both options here:
 - *Malformed samples.* The paper rejects them (no gradient: ``malformed_penalty=0``). A
-  tiny teacher then drifts into malformed text (embedded-domain.md, prototype 3: 99% ->
+  tiny teacher then drifts into malformed text (docs/embedded-domain.md, the learned-teacher prototype: 99% ->
   0.3% well-formed in 24 rounds), so the tiny preset gives them a negative advantage.
 - *Who answers.* The paper's teacher writes the answers. On the chain domain the tiny
   model's traces are as noisy as the student's own (a 5-step trace is right ~3% of the
@@ -88,7 +88,7 @@ class SoarTeacherConfig:
 
     @classmethod
     def tiny(cls, **overrides: Any) -> SoarTeacherConfig:
-        """Tuned for SOAR-Tiny-v0 (embedded-domain.md, prototype 3, plus a small KL)."""
+        """Tuned for SOAR-Tiny-v0 (docs/embedded-domain.md, the learned-teacher prototype, plus a small KL)."""
         base = cls(
             learning_rate=3e-4,
             warmup_rounds=3,

@@ -3,7 +3,7 @@
 Every field has a default and a docstring; construction checks each value's type and range
 and names the field when one is wrong (``soar_env.fields``); ``coerce_field(SoarConfig,
 'rl.learning_rate', '1e-4')`` reads a ``--set key=value`` string with the same checks.
-``paper()`` holds the paper's hyperparameters (soar-paper.md, Llama-3.2-3B-Instruct on
+``paper()`` holds the paper's hyperparameters (Llama-3.2-3B-Instruct on
 MATH); ``tiny()`` is the embedded CPU default.
 """
 
@@ -164,7 +164,7 @@ class SoarConfig:
 
 
 def paper(**overrides) -> SoarConfig:
-    """The paper's setting (Llama-3.2-3B-Instruct on MATH); see soar-paper.md."""
+    """The paper's setting (Llama-3.2-3B-Instruct on MATH); see docs/math.md."""
     config = SoarConfig(
         student="meta-llama/Llama-3.2-3B-Instruct", domain="math", dataset_size=64,
         hard_candidates=5000,
@@ -180,7 +180,7 @@ def tiny(**overrides) -> SoarConfig:
     """The embedded CPU default: tiny chain model, exact accuracy measure.
 
     The exact measure is the default because at 10 inner steps only it separates good
-    datasets from bad ones on CPU (embedded-domain.md); tau is on its scale.
+    datasets from bad ones on CPU (docs/embedded-domain.md); tau is on its scale.
     """
     config = SoarConfig(
         student=None, domain="chain", dataset_size=64, inner_runs=1, inner_steps=10,

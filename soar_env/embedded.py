@@ -18,7 +18,7 @@ TINY_CHAIN_PATH = Path(__file__).parent / "assets" / "tiny-chain"
 HARD_LENGTHS = range(18, 21)
 """Chain lengths of hard-set candidates: inside the pretrained lengths, base pass@1 ~1e-6."""
 GOOD_LENGTHS = range(4, 7)
-"""Medium chains, all skills: the best stepping stones measured (embedded-domain.md)."""
+"""Medium chains, all skills: the best stepping stones measured (docs/embedded-domain.md)."""
 NARROW_SKILLS = ("+",)
 """The narrow set drills one skill only: it sharpens ``+`` and leaves ``-`` and ``*``."""
 

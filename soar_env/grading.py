@@ -3,7 +3,7 @@
 Synthetic domains whose answer is one exact string are graded by exact match of the whole
 answer. For the embedded chain domain that is the whole trace: a final-state-only check
 succeeds ~10% of the time by chance, so no long chain would ever be 0/128 (see
-shared/docs/embedded-domain.md).
+docs/embedded-domain.md).
 
 Math answers are graded as in the paper: the last ``\\boxed{}`` of the completion against the
 reference with Math-Verify (``is_correct``), and the student's RLVR reward is graded

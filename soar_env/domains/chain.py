@@ -3,7 +3,7 @@
 A problem is a start digit followed by a chain of operations mod 10, for example
 ``5+3*7-2`` (5 -> 8 -> 6 -> 4). The answer is the whole trace of states, ``8,6,4``.
 
-Why this domain (see shared/docs/embedded-domain.md for the measurements):
+Why this domain (see docs/embedded-domain.md for the measurements):
 - success on a chain is the product of per-step reliabilities, so long chains are truly
   hard (pass@1 ~ 1e-6 at length 18-20) while short and medium chains give RL a strong
   signal, and sharpening a step on short chains transfers to long ones: stepping stones;

@@ -17,7 +17,7 @@ from soar_env.problems import Problem, strip_boxed, unicode_error
 logger = logging.getLogger(__name__)
 
 # The paper's teacher prompt is fixed and data-free: seeding it with example problems made the
-# teacher copy them. Its exact wording is not in soar-paper.md; this follows what it describes.
+# teacher copy them. The paper does not print its exact wording; this follows what it describes.
 TEACHER_PROMPT = (
     "Write a new math problem for a student to practice on, together with its final answer. "
     "The problem must be self-contained, well-posed and have a single, checkable answer.\n"
