@@ -88,7 +88,8 @@ class SoarTeacherConfig:
 
     @classmethod
     def tiny(cls, **overrides: Any) -> SoarTeacherConfig:
-        """Tuned for SOAR-Tiny-v0 (docs/embedded-domain.md, the learned-teacher prototype, plus a small KL)."""
+        """Tuned for SOAR-Tiny-v0 (the learned-teacher prototype of docs/embedded-domain.md,
+        plus a small KL)."""
         base = cls(
             learning_rate=3e-4,
             warmup_rounds=3,
