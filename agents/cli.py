@@ -198,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="several teachers x seeds, trained and evaluated; a leaderboard",
                            formatter_class=fmt)
     bench.add_argument("--env", default="SOAR-Tiny-v0", help="registered env id")
-    bench.add_argument("--teachers", nargs="+", default=["soar", "learnability"], choices=TEACHERS,
+    # The paper's comparison: grounded and intrinsic teachers, the untrained teacher, and two
+    # non-LLM references (Hard-Only and base come with the first teacher of each seed).
+    bench.add_argument("--teachers", nargs="+", choices=TEACHERS,
+                       default=["soar", "learnability", "base", "random", "curriculum"],
                        metavar="NAME", help=f"teachers among: {', '.join(TEACHERS)}")
     bench.add_argument("--seeds", type=_positive("--seeds"), default=5, help="number of seeds")
     bench.add_argument("--first-seed", type=_positive("--first-seed", 0), default=0,
