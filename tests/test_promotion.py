@@ -2,8 +2,8 @@
 
 import pytest
 
-from soar_env.promotion import PromotedBank, PromotionRule
 from soar_env.problems import Problem
+from soar_env.promotion import PromotedBank, PromotionRule
 
 
 def test_rule_waits_for_a_full_window_and_compares_the_mean():

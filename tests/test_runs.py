@@ -112,16 +112,26 @@ def test_diversity_measures():
 
 
 def test_bench_writes_a_leaderboard(tmp_path):
-    cmd = [sys.executable, "-m", "soar_agents.cli", "bench", "--teachers", "random", "bandit", "--seeds", "2",
-           "--rounds", "1", "--eval-steps", "2", "--out", str(tmp_path), "--set", *SMALL]
+    cmd = [sys.executable, "-m", "soar_agents.cli", "bench", "--teachers", "random", "learnability",
+           "--seeds", "2", "--rounds", "2", "--eval-steps", "2", "--out", str(tmp_path), "--set", *SMALL]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     board = (tmp_path / "leaderboard.md").read_text()
-    for variant in ("random-T", "bandit-T", "Hard-Only", "base"):
+    for variant in ("random-T", "Intrinsic-T", "Hard-Only", "base"):
         assert f"| {variant} | 2 |" in board
     assert (tmp_path / "leaderboard.png").is_file()
     assert "Vendi" in board or "vendi" in board
+    summary = json.loads((tmp_path / "leaderboard.json").read_text())
+    # Equal budgets by default: the intrinsic teacher trains as many rounds as the others.
+    assert summary["rounds"] == summary["intrinsic_rounds"] == 2
+    assert {t: c["rounds"] for t, c in summary["compute"].items()} == {"random": 2, "learnability": 2}
+    assert all(c["train_seconds"] > 0 for c in summary["compute"].values())
+    assert summary["compute"]["learnability"]["sampled_tokens"] > 0  # the equal-compute view
+    # What reproduces the table: env, teachers, seeds, package version, evaluation settings.
+    assert summary["env"] == "SOAR-Tiny-v0" and summary["seeds"] == [0, 1]
+    assert summary["teachers"] == ["random", "learnability"] and summary["version"]
+    assert summary["eval"]["max_steps"] == 2 and summary["overrides"]["dataset_size"] == 8
 
 
 # ---- run folders that cannot hurt the user --------------------------------------------------
