@@ -21,7 +21,7 @@ from gymnasium.envs.registration import register
 if "torch" not in sys.modules:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # One flat list with string entry points, as in gymnasium/envs/__init__.py: imports stay lazy.
 register(id="SOAR-Tiny-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny"})

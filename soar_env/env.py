@@ -95,6 +95,10 @@ class SoarEnv(gym.Env):
 
     ## Version History
     * v0: initial version (SOAR-Tiny-v0, SOAR-MATH-v0, SOAR-HARP-v0, SOAR-CHAMP-v0).
+    * v0, package 0.2.0: SOAR-Tiny-v0's promotion threshold 2e-6 -> 4e-6 (the old one was
+      below the untrained teacher's reward); SOAR-HARP-v0 evaluates in mixed mode; problems
+      outside the charset are counted invalid instead of raising; wall-clock seconds leave
+      ``info`` unless ``timing_in_info=True``.
     """
 
     metadata = {"render_modes": []}
