@@ -37,3 +37,26 @@ def test_bank_keeps_problems_with_their_rounds():
     bank.add([Problem("q1", "a1"), Problem("q2", "a2")], 3)
     bank.add([Problem("q3", "a3")], 7)
     assert len(bank) == 3 and bank.rounds == [3, 3, 7] and bank.problems[2].question == "q3"
+
+
+def _promotions(teacher_name: str, seed: int, rounds: int) -> int:
+    from soar_agents import make_teacher, train_teacher
+
+    history = train_teacher(make_teacher(teacher_name), "SOAR-Tiny-v0", rounds=rounds, seed=seed,
+                            progress=False)
+    return int(history[-1]["env/promotions"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_good_stepping_stones_promote_on_the_tiny_preset(seed):
+    # The curriculum teacher proposes fresh medium chains (the measured best stones): the
+    # first full moving-average window (round 3) already clears tau.
+    assert _promotions("curriculum", seed, rounds=3) >= 1
+
+
+@pytest.mark.slow
+def test_the_untrained_teacher_promotes_at_most_once_in_12_rounds():
+    # Base-T's round rewards are noise around ~2.7e-6; the threshold sits above that noise.
+    # One seed here (12 grounded rounds cost minutes); benchmarks/promotion_noise.py measures 3.
+    assert _promotions("base", 0, rounds=12) <= 1
