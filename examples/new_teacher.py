@@ -44,7 +44,8 @@ class HillClimbTeacher(Teacher):
 parser = argparse.ArgumentParser()
 parser.add_argument("--rounds", type=int, default=8)
 parser.add_argument("--seeds", type=int, default=2, help="student seeds of the evaluation")
-parser.add_argument("--eval-steps", type=int, default=60)
+parser.add_argument("--eval-steps", type=int, default=None,
+                    help="fresh-student steps (default: the protocol's, up to 300 with early stopping)")
 args = parser.parse_args()
 
 import gymnasium as gym  # noqa: E402
@@ -57,7 +58,7 @@ history = train_teacher(teacher, env, seed=0, log_dir="runs/new_teacher")
 print(f"best length after {len(history)} rounds: {teacher.best}")
 
 questions = [p for d in teacher.propose({}, 2) for p in d]  # 128 questions from the trained teacher
-config = EvalConfig.tiny(max_steps=args.eval_steps)
+config = EvalConfig.tiny(**({"max_steps": args.eval_steps} if args.eval_steps else {}))
 seeds = list(range(args.seeds))
 results = {}
 for name, curriculum in (("hill-climb-T", questions), ("Hard-Only", [])):
