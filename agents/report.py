@@ -52,9 +52,12 @@ def print_run_summary(run: Path, history: list[dict[str, Any]], results: dict[st
     # rounds only within one baseline (a promotion epoch), where a rise is the teacher's.
     for i, (a, b) in enumerate(promotion_epochs(history)):
         part = rewards[a:b]
-        half = max(1, len(part) // 2)
-        table.add_row(f"baseline {i}: rounds {a}-{b - 1}, mean reward (first -> second half)",
-                      f"{np.mean(part[:half]):.3g} -> {np.mean(part[half:] or part):.3g}")
+        if len(part) < 2:
+            table.add_row(f"baseline {i}: round {a}, reward", f"{part[0]:.3g}")
+            continue
+        half = len(part) // 2
+        table.add_row(f"baseline {i}: rounds {a}-{b - 1}, reward first -> second half",
+                      f"{np.mean(part[:half]):.3g} -> {np.mean(part[half:]):.3g}")
     if len(promotion_epochs(history)) == 1:
         table.add_row("mean reward, first quarter -> last quarter",
                       f"{np.mean(rewards[:q]):.3g} -> {np.mean(rewards[-q:]):.3g}")
@@ -98,6 +101,7 @@ def plot_run(history: list[dict[str, Any]], results: dict[str, Any] | None, path
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     panels = 3 if results else 2
     fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
@@ -107,7 +111,9 @@ def plot_run(history: list[dict[str, Any]], results: dict[str, Any] | None, path
     for i in promoted:
         axes[0].axvline(i, color="C2", alpha=0.4, lw=1)
     axes[0].set(title="reward per round (green: promotion)", xlabel="round", ylabel="round mean reward")
-    axes[0].ticklabel_format(axis="y", style="sci", scilimits=(-2, 3), useOffset=False)
+    axes[0].ticklabel_format(axis="y", style="sci", scilimits=(-2, 3), useOffset=False, useMathText=True)
+    for ax in axes[:2]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for key, label in (
         ("proposals/length_1_3", "len 1-3"),
         ("proposals/length_4_6", "len 4-6"),
