@@ -213,19 +213,21 @@ class SlopeStopper:
 
     def reset(self) -> None:
         self.rewards: list[float] = []
+        self._sums = [0.0]  # running sums: each update is O(1), even over 1500 steps
         self.best_slope = 0.0
         self.below = 0
 
     def slope(self) -> float | None:
         """The current smoothed slope, or None before two full windows."""
-        w = self.window
+        w, s = self.window, self._sums
         if len(self.rewards) < 2 * w:
             return None
-        return float(np.mean(self.rewards[-w:]) - np.mean(self.rewards[-2 * w : -w]))
+        return ((s[-1] - s[-1 - w]) - (s[-1 - w] - s[-1 - 2 * w])) / w
 
     def update(self, reward: float) -> bool:
         """Record one step's training reward; True when training should stop."""
         self.rewards.append(float(reward))
+        self._sums.append(self._sums[-1] + float(reward))
         slope = self.slope()
         if slope is None:
             return False

@@ -295,7 +295,7 @@ def test_load_problems_hub_id_offline_gives_one_clear_error(tmp_path, monkeypatc
     monkeypatch.setenv("SOAR_ENV_CACHE", str(tmp_path))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(FileNotFoundError, match="Pass a local JSONL"):
+    with pytest.raises(FileNotFoundError, match="pass a local JSONL"):
         load_problems("nobody/no-such-dataset:test")
     # A cached copy is used without the hub.
     cached = tmp_path / "datasets" / "nobody__no-such-dataset__default__test.jsonl"
