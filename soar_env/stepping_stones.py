@@ -11,6 +11,12 @@ fail@k hard set (no sampling noise):
   improvement on a 64-problem reward subset of the hard training problems: this is the
   grounded reward a teacher would see. Expected order: good > narrow > hard, above noise.
 
+With ``variant='v1'`` (SOAR-Tiny-v1) a fourth condition, **off-target** (medium chains of
+the off-target family: min, max, xor), must move the hard set far less than good stones,
+and the base student's success on short chains (1-3) of both families is measured exactly:
+off-target chains must be solved sometimes but not always (what a learnability reward pays
+for), or the off-target region would tempt no intrinsic teacher.
+
 Used by ``benchmarks/stepping_stones.py`` and by ``soar-env stones`` (the main job until
 the environment and teacher land).
 """
@@ -50,6 +56,25 @@ class SteppingStoneConfig:
     rl: RLOOConfig = field(default_factory=lambda: tiny().rl)
     """The inner loop of SOAR-Tiny-v0 (64 questions x 8 samples, lr 1e-4, no KL)."""
     model_path: str | None = None
+    variant: str = "v0"
+    """Chain variant: 'v1' adds the off-target condition and the short-chain measure."""
+    short_problems: int = 256
+    """v1: problems per family in the short-chain (lengths 1-3) success measure."""
+
+
+SHORT_LENGTHS = range(1, 4)
+"""Short chains: the intrinsic rewards' sweet spot on the base student."""
+
+
+def kinds(variant: str) -> tuple[str, ...]:
+    """The conditions of a variant's experiment."""
+    return ("hard", "good", "narrow") + (("off-target",) if variant == "v1" else ())
+
+
+def learnability_expected(p: float, samples: int = 8) -> float:
+    """Expected learnability reward (0 if none of ``samples`` succeed, else 1 - p_hat) of a
+    question the student solves with probability p: (1 - p) - (1 - p)^samples."""
+    return (1.0 - p) - (1.0 - p) ** samples
 
 
 def _problem_sets(kind: str, hard: HardSet, n: int, seed: int) -> list[Problem]:
@@ -59,18 +84,41 @@ def _problem_sets(kind: str, hard: HardSet, n: int, seed: int) -> list[Problem]:
         return embedded.good_stones(n, seed=10_000 + seed)
     if kind == "narrow":
         return embedded.narrow_stones(n, seed=20_000 + seed)
-    raise ValueError(f"Expects a condition in ('hard', 'good', 'narrow'), actual {kind!r}")
+    if kind == "off-target":
+        return embedded.off_target_stones(n, seed=30_000 + seed)
+    raise ValueError(f"Expects a condition in {kinds('v1')}, actual {kind!r}")
+
+
+def short_chain_success(student, domain, n: int, samples: int = 8) -> dict:
+    """Exact pass@1 of the base student on short chains (1-3) of each family, overall and
+    per length, with the expected learnability reward at ``samples`` (the tiny preset's)."""
+    from soar_env.domains.chain import OFF_TARGET_SKILLS, SKILLS
+
+    out = {}
+    for family, skills, seed in (("on-target", SKILLS, 40_000), ("off-target", OFF_TARGET_SKILLS,
+                                                                   50_000)):
+        problems = domain.problems(n, SHORT_LENGTHS, seed=seed, skills=skills)
+        p = student.exact_pass_at_1([domain.student_prompt(q.question) for q in problems],
+                                    [q.answer for q in problems]).tolist()
+        by_length = {str(k): statistics.mean(v for v, q in zip(p, problems)
+                                             if q.metadata["length"] == k) for k in SHORT_LENGTHS}
+        out[family] = {"pass1": statistics.mean(p), "by_length": by_length,
+                       "learnability": statistics.mean(learnability_expected(v, samples)
+                                                       for v in p)}
+    return out
 
 
 def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = None) -> dict:
     """Run both regimes; returns a JSON-able summary (pass@1 in absolute units)."""
     from tqdm.auto import tqdm
 
-    runs = 3 * len(config.seeds) * (1 + config.inner_repeats)
+    conditions = kinds(config.variant)
+    runs = len(conditions) * len(config.seeds) * (1 + config.inner_repeats)
     bar = tqdm(total=runs, desc="stepping stones (RL runs)")
     progress = progress or tqdm.write
-    domain = embedded.tiny_domain()
-    student = embedded.load_tiny_student(config.model_path)
+    domain = embedded.variant_domain(config.variant)
+    student = embedded.load_tiny_student(config.model_path
+                                         or embedded.variant_model_path(config.variant))
     base = student.snapshot()
     prompt = domain.student_prompt
     started = time.time()
@@ -88,8 +136,13 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
     base_test = exact(hard.test)
     summary: dict = {"config": asdict(config), "hard_set": hard.meta, "base_test_pass1": base_test,
                      "long": {}, "inner": {}}
+    if config.variant == "v1":
+        summary["short"] = short_chain_success(student, domain, config.short_problems)
+        for family, v in summary["short"].items():
+            progress(f"short chains, {family}: pass@1 {v['pass1']:.3f} (by length "
+                     f"{v['by_length']}), expected learnability reward {v['learnability']:.3f}")
 
-    for kind in ("hard", "good", "narrow"):
+    for kind in conditions:
         finals, seconds = [], []
         for seed in config.seeds:
             student.restore(base)
@@ -100,7 +153,7 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
             seconds.append(time.time() - t0)
             finals.append(exact(hard.test))
             bar.update()
-            progress(f"long RL on {kind:6s} seed {seed}: test pass@1 {finals[-1]:.4f} "
+            progress(f"long RL on {kind:10s} seed {seed}: test pass@1 {finals[-1]:.4f} "
                      f"(train reward {statistics.mean(s['reward'] for s in stats[-10:]):.3f}, "
                      f"{seconds[-1]:.0f} s)")
         summary["long"][kind] = {
@@ -108,7 +161,7 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
             "seconds": seconds,
         }
 
-    for kind in ("hard", "good", "narrow"):
+    for kind in conditions:
         gains = []
         for seed in config.seeds:
             for rep in range(config.inner_repeats):
@@ -128,7 +181,7 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
             "gains": gains, "mean": statistics.mean(gains),
             "sd": statistics.stdev(gains) if len(gains) > 1 else 0.0,
         }
-        progress(f"inner loop on {kind:6s}: reward {summary['inner'][kind]['mean']:.3e} "
+        progress(f"inner loop on {kind:10s}: reward {summary['inner'][kind]['mean']:.3e} "
                  f"+- {summary['inner'][kind]['sd']:.1e} over {len(gains)} runs")
     bar.close()
     student.restore(base)
@@ -148,7 +201,7 @@ def acceptance(summary: dict) -> dict:
         se = (inner[a]["sd"] ** 2 / n_a + inner[b]["sd"] ** 2 / n_b) ** 0.5
         return inner[a]["mean"] - inner[b]["mean"] > 2 * se
 
-    return {
+    out = {
         "hard_set_zero_successes": summary["hard_set"]["hard"] > 0,
         "hard_rl_below_1_point": long["hard"] < 1.0,
         "good_rl_at_least_5_points": long["good"] >= 5.0,
@@ -156,12 +209,18 @@ def acceptance(summary: dict) -> dict:
         "inner_good_gt_narrow": separated("good", "narrow"),
         "inner_narrow_gt_hard": separated("narrow", "hard"),
     }
+    if "off-target" in long:  # v1: off-target RL must move the hard set far less than stones
+        off = summary["short"]["off-target"]["pass1"]
+        out["off_target_rl_below_quarter_of_good"] = long["off-target"] < 0.25 * long["good"]
+        out["inner_good_gt_off_target"] = separated("good", "off-target")
+        out["off_target_short_solved_sometimes"] = 0.1 < off < 0.9
+    return out
 
 
 def table_rows(summary: dict) -> list[tuple[str, ...]]:
     """Rows of the report: condition, long-RL gain (points), inner-loop reward."""
     rows = []
-    for kind in ("hard", "good", "narrow"):
+    for kind in summary["long"]:
         gains = summary["long"][kind]["gain_points"]
         inner = summary["inner"][kind]
         rows.append((
@@ -194,6 +253,16 @@ def markdown_report(summary: dict) -> str:
         f"(fail@{summary['hard_set']['k']}); {len(cfg['seeds'])} seeds; "
         f"{summary['seconds'] / 60:.0f} min in all.",
         "",
+    ]
+    for family, v in summary.get("short", {}).items():
+        lines += [
+            f"Base student on short {family} chains (lengths 1-3, {cfg['short_problems']} "
+            f"problems): exact pass@1 {v['pass1']:.3f} (by length "
+            + ", ".join(f"{k}: {p:.3f}" for k, p in v["by_length"].items())
+            + f"), expected learnability reward (8 samples) {v['learnability']:.3f}.",
+            "",
+        ]
+    lines += [
         f"| RL on | long RL ({cfg['long_steps']} steps): held-out hard pass@1 gain, points "
         f"(per seed) | inner loop ({cfg['inner_steps']} steps): grounded reward, mean +- sd "
         f"| s per long run |",
@@ -246,9 +315,9 @@ def plot(summary: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = ("hard", "good", "narrow")
+    conditions = tuple(summary["long"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for i, kind in enumerate(kinds):
+    for i, kind in enumerate(conditions):
         gains = summary["long"][kind]["gain_points"]
         axes[0].scatter([i] * len(gains), gains, color="C0")
         axes[0].bar(i, statistics.mean(gains), color="C0", alpha=0.3)
@@ -257,7 +326,7 @@ def plot(summary: dict, path) -> None:
         axes[1].bar(i, statistics.mean(inner), color="C1", alpha=0.3)
     for ax, title in zip(axes, ("long RL: held-out hard pass@1 gain (points)",
                                 "inner loop: grounded reward (exact pass@1 gain)")):
-        ax.set_xticks(range(3), kinds)
+        ax.set_xticks(range(len(conditions)), conditions)
         ax.set_title(title, fontsize=10)
         ax.axhline(0, color="gray", lw=0.5)
     fig.tight_layout()
