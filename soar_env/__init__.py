@@ -25,6 +25,8 @@ __version__ = "0.2.0"
 
 # One flat list with string entry points, as in gymnasium/envs/__init__.py: imports stay lazy.
 register(id="SOAR-Tiny-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny"})
+# v1: the same machinery plus off-target chains (learnable, never in the hard set).
+register(id="SOAR-Tiny-v1", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny_v1"})
 register(id="SOAR-MATH-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "paper"})
 # HARP differs from MATH in its evaluation: the paper trains fresh students in mixed mode.
 register(id="SOAR-HARP-v0", entry_point="soar_env.env:SoarEnv",

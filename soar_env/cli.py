@@ -25,7 +25,8 @@ def _stones(args: argparse.Namespace) -> int:
     config = SteppingStoneConfig(
         seeds=tuple(range(args.seeds)), long_steps=args.long_steps,
         inner_repeats=args.inner_repeats, hard_candidates=args.hard_candidates, k=args.k,
-        model_path=args.model,
+        model_path=args.model, variant=args.variant,
+        conditions=tuple(args.conditions.split(",")) if args.conditions else None,
     )
     summary = run(config)
     out = Path(args.out)
@@ -71,6 +72,10 @@ def add_commands(sub) -> None:
     stones.add_argument("--hard-candidates", type=int, default=256)
     stones.add_argument("-k", type=int, default=128, help="fail@k filter")
     stones.add_argument("--model", default=None, help="model folder (default: the shipped one)")
+    stones.add_argument("--variant", choices=("v0", "v1"), default="v0",
+                        help="chain variant: v1 adds the off-target condition (SOAR-Tiny-v1)")
+    stones.add_argument("--conditions", default=None,
+                        help="comma-separated subset, e.g. good,off-target (default: all)")
     stones.add_argument("--out", default="runs/stepping_stones", help="output folder")
     stones.set_defaults(func=_stones)
     hardset = sub.add_parser("hardset", help="build (or read from cache) an env's fail@k hard set")

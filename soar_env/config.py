@@ -63,6 +63,9 @@ class SoarConfig:
     dataset: str | None = None
     """Math domain: hard-set candidates, a MATH-format file (JSON, JSONL, parquet) or
     'champ' (offline CHAMP). Unused by the chain domain, which generates its candidates."""
+    chain_variant: str = "v0"
+    """Chain domain: 'v0' (SOAR-Tiny-v0) or 'v1' (adds off-target chains; SOAR-Tiny-v1).
+    Picks the domain and, when student is None, the shipped model (``soar_env.embedded``)."""
     dataset_size: int = 64
     """n: problems in one action (paper: 64)."""
     inner_runs: int = 1
@@ -200,4 +203,9 @@ teacher's 3-round moving average sat at 2.1-3.0e-6, good stepping stones' at 4.8
 promotion fired whenever the window allowed."""
 
 
-PRESETS = {"tiny": tiny, "paper": paper}
+def tiny_v1(**overrides) -> SoarConfig:
+    """SOAR-Tiny-v1: the tiny preset on the chain domain with an off-target family."""
+    return tiny(chain_variant="v1", **overrides)
+
+
+PRESETS = {"tiny": tiny, "paper": paper, "tiny_v1": tiny_v1}

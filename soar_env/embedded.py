@@ -51,3 +51,34 @@ def narrow_stones(n: int, seed: int) -> list[Problem]:
 
 def hard_candidates(n: int, seed: int) -> list[Problem]:
     return tiny_domain().problems(n, HARD_LENGTHS, seed=seed)
+
+
+# ---- SOAR-Tiny-v1: the same machinery plus an off-target family (min, max, xor) ----------
+TINY_CHAIN_V1_PATH = Path(__file__).parent / "assets" / "tiny-chain-v1"
+"""Folder of the v1 model (``chain_pretrain --variant v1``): v0's recipe, larger alphabet."""
+
+CHAIN_VARIANTS = ("v0", "v1")
+"""Values of ``SoarConfig.chain_variant``."""
+
+
+def variant_domain(variant: str = "v0") -> ChainDomain:
+    """The chain domain of a variant: v0's (``tiny_domain``) or v1's (off-target family)."""
+    from soar_env.domains.chain import v1_domain
+
+    if variant not in CHAIN_VARIANTS:
+        raise ValueError(f"chain_variant expects one of {CHAIN_VARIANTS}, actual {variant!r}")
+    return tiny_domain() if variant == "v0" else v1_domain()
+
+
+def variant_model_path(variant: str = "v0") -> Path:
+    """The shipped model folder of a variant."""
+    variant_domain(variant)  # validates the name
+    return TINY_CHAIN_PATH if variant == "v0" else TINY_CHAIN_V1_PATH
+
+
+def off_target_stones(n: int, seed: int) -> list[Problem]:
+    """Medium chains (as ``good_stones``) of the off-target family only: learnable, unused
+    by the hard set. On-target sets (``good_stones`` etc.) are valid v1 problems as they are."""
+    from soar_env.domains.chain import OFF_TARGET_SKILLS
+
+    return variant_domain("v1").problems(n, GOOD_LENGTHS, seed=seed, skills=OFF_TARGET_SKILLS)

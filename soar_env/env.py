@@ -86,7 +86,7 @@ class SoarEnv(gym.Env):
     ## Arguments
     ``gym.make("SOAR-Tiny-v0", **overrides)`` with any ``SoarConfig`` field, e.g.
     ``reward_mode="learnability"``, ``rl=RLOOConfig(...)``; or ``config=SoarConfig(...)``;
-    ``preset`` ('tiny' or 'paper') picks the defaults. The math ids (SOAR-MATH-v0,
+    ``preset`` ('tiny', 'tiny_v1' or 'paper') picks the defaults. The math ids (SOAR-MATH-v0,
     SOAR-HARP-v0, SOAR-CHAMP-v0) need ``student=`` (folder or hub id) and, except CHAMP,
     ``dataset=`` (a MATH-format file). ``timing_in_info=True`` adds wall-clock seconds to
     ``info`` (off by default: they differ between identical runs, so Gymnasium's
@@ -99,6 +99,9 @@ class SoarEnv(gym.Env):
       below the untrained teacher's reward); SOAR-HARP-v0 evaluates in mixed mode; problems
       outside the charset are counted invalid instead of raising; wall-clock seconds leave
       ``info`` unless ``timing_in_info=True``.
+    * v1 (SOAR-Tiny-v1): v0 plus an off-target family of chains (min, max, xor) that the
+      student can learn and the hard set never uses, so an intrinsic reward has something to
+      fail on; its own model (``chain_variant='v1'``). v0 is unchanged.
     """
 
     metadata = {"render_modes": []}
@@ -115,8 +118,10 @@ class SoarEnv(gym.Env):
         from soar_env import embedded
 
         if self.config.domain == "chain":
-            self.domain = embedded.tiny_domain()
-            self.student = embedded.load_tiny_student(self.config.student)
+            variant = self.config.chain_variant
+            self.domain = embedded.variant_domain(variant)
+            self.student = embedded.load_tiny_student(
+                self.config.student or embedded.variant_model_path(variant))
             max_text = 64
         else:
             from soar_env.domains.math import MathDomain

@@ -11,6 +11,12 @@ fail@k hard set (no sampling noise):
   improvement on a 64-problem reward subset of the hard training problems: this is the
   grounded reward a teacher would see. Expected order: good > narrow > hard, above noise.
 
+With ``variant='v1'`` (SOAR-Tiny-v1) a fourth condition, **off-target** (medium chains of
+the off-target family: min, max, xor), must move the hard set far less than good stones,
+and the base student's success on short chains (1-3) of both families is measured exactly:
+off-target chains must be solved sometimes but not always (what a learnability reward pays
+for), or the off-target region would tempt no intrinsic teacher.
+
 Used by ``benchmarks/stepping_stones.py`` and by ``soar-env stones`` (the main job until
 the environment and teacher land).
 """
@@ -50,6 +56,27 @@ class SteppingStoneConfig:
     rl: RLOOConfig = field(default_factory=lambda: tiny().rl)
     """The inner loop of SOAR-Tiny-v0 (64 questions x 8 samples, lr 1e-4, no KL)."""
     model_path: str | None = None
+    variant: str = "v0"
+    """Chain variant: 'v1' adds the off-target condition and the short-chain measure."""
+    short_problems: int = 256
+    """v1: problems per family in the short-chain (lengths 1-3) success measure."""
+    conditions: tuple[str, ...] | None = None
+    """A subset of the variant's conditions (``kinds``) to run; None = all of them."""
+
+
+SHORT_LENGTHS = range(1, 4)
+"""Short chains: the intrinsic rewards' sweet spot on the base student."""
+
+
+def kinds(variant: str) -> tuple[str, ...]:
+    """The conditions of a variant's experiment."""
+    return ("hard", "good", "narrow") + (("off-target",) if variant == "v1" else ())
+
+
+def learnability_expected(p: float, samples: int = 8) -> float:
+    """Expected learnability reward (0 if none of ``samples`` succeed, else 1 - p_hat) of a
+    question the student solves with probability p: (1 - p) - (1 - p)^samples."""
+    return (1.0 - p) - (1.0 - p) ** samples
 
 
 def _problem_sets(kind: str, hard: HardSet, n: int, seed: int) -> list[Problem]:
@@ -59,18 +86,44 @@ def _problem_sets(kind: str, hard: HardSet, n: int, seed: int) -> list[Problem]:
         return embedded.good_stones(n, seed=10_000 + seed)
     if kind == "narrow":
         return embedded.narrow_stones(n, seed=20_000 + seed)
-    raise ValueError(f"Expects a condition in ('hard', 'good', 'narrow'), actual {kind!r}")
+    if kind == "off-target":
+        return embedded.off_target_stones(n, seed=30_000 + seed)
+    raise ValueError(f"Expects a condition in {kinds('v1')}, actual {kind!r}")
+
+
+def short_chain_success(student, domain, n: int, samples: int = 8) -> dict:
+    """Exact pass@1 of the base student on short chains (1-3) of each family, overall and
+    per length, with the expected learnability reward at ``samples`` (the tiny preset's)."""
+    from soar_env.domains.chain import OFF_TARGET_SKILLS, SKILLS
+
+    out = {}
+    for family, skills, seed in (("on-target", SKILLS, 40_000), ("off-target", OFF_TARGET_SKILLS,
+                                                                   50_000)):
+        problems = domain.problems(n, SHORT_LENGTHS, seed=seed, skills=skills)
+        p = student.exact_pass_at_1([domain.student_prompt(q.question) for q in problems],
+                                    [q.answer for q in problems]).tolist()
+        by_length = {str(k): statistics.mean(v for v, q in zip(p, problems)
+                                             if q.metadata["length"] == k) for k in SHORT_LENGTHS}
+        out[family] = {"pass1": statistics.mean(p), "by_length": by_length,
+                       "learnability": statistics.mean(learnability_expected(v, samples)
+                                                       for v in p)}
+    return out
 
 
 def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = None) -> dict:
     """Run both regimes; returns a JSON-able summary (pass@1 in absolute units)."""
     from tqdm.auto import tqdm
 
-    runs = 3 * len(config.seeds) * (1 + config.inner_repeats)
+    conditions = config.conditions or kinds(config.variant)
+    if not set(conditions) <= set(kinds(config.variant)):
+        raise ValueError(f"conditions expects a subset of {kinds(config.variant)}, "
+                         f"actual {conditions}")
+    runs = len(conditions) * len(config.seeds) * (1 + config.inner_repeats)
     bar = tqdm(total=runs, desc="stepping stones (RL runs)")
     progress = progress or tqdm.write
-    domain = embedded.tiny_domain()
-    student = embedded.load_tiny_student(config.model_path)
+    domain = embedded.variant_domain(config.variant)
+    student = embedded.load_tiny_student(config.model_path
+                                         or embedded.variant_model_path(config.variant))
     base = student.snapshot()
     prompt = domain.student_prompt
     started = time.time()
@@ -88,8 +141,13 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
     base_test = exact(hard.test)
     summary: dict = {"config": asdict(config), "hard_set": hard.meta, "base_test_pass1": base_test,
                      "long": {}, "inner": {}}
+    if config.variant == "v1":
+        summary["short"] = short_chain_success(student, domain, config.short_problems)
+        for family, v in summary["short"].items():
+            progress(f"short chains, {family}: pass@1 {v['pass1']:.3f} (by length "
+                     f"{v['by_length']}), expected learnability reward {v['learnability']:.3f}")
 
-    for kind in ("hard", "good", "narrow"):
+    for kind in conditions:
         finals, seconds = [], []
         for seed in config.seeds:
             student.restore(base)
@@ -100,7 +158,7 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
             seconds.append(time.time() - t0)
             finals.append(exact(hard.test))
             bar.update()
-            progress(f"long RL on {kind:6s} seed {seed}: test pass@1 {finals[-1]:.4f} "
+            progress(f"long RL on {kind:10s} seed {seed}: test pass@1 {finals[-1]:.4f} "
                      f"(train reward {statistics.mean(s['reward'] for s in stats[-10:]):.3f}, "
                      f"{seconds[-1]:.0f} s)")
         summary["long"][kind] = {
@@ -108,7 +166,7 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
             "seconds": seconds,
         }
 
-    for kind in ("hard", "good", "narrow"):
+    for kind in conditions:
         gains = []
         for seed in config.seeds:
             for rep in range(config.inner_repeats):
@@ -128,7 +186,7 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
             "gains": gains, "mean": statistics.mean(gains),
             "sd": statistics.stdev(gains) if len(gains) > 1 else 0.0,
         }
-        progress(f"inner loop on {kind:6s}: reward {summary['inner'][kind]['mean']:.3e} "
+        progress(f"inner loop on {kind:10s}: reward {summary['inner'][kind]['mean']:.3e} "
                  f"+- {summary['inner'][kind]['sd']:.1e} over {len(gains)} runs")
     bar.close()
     student.restore(base)
@@ -148,20 +206,32 @@ def acceptance(summary: dict) -> dict:
         se = (inner[a]["sd"] ** 2 / n_a + inner[b]["sd"] ** 2 / n_b) ** 0.5
         return inner[a]["mean"] - inner[b]["mean"] > 2 * se
 
-    return {
-        "hard_set_zero_successes": summary["hard_set"]["hard"] > 0,
-        "hard_rl_below_1_point": long["hard"] < 1.0,
-        "good_rl_at_least_5_points": long["good"] >= 5.0,
-        "narrow_clearly_below_good": long["narrow"] < 0.75 * long["good"],
-        "inner_good_gt_narrow": separated("good", "narrow"),
-        "inner_narrow_gt_hard": separated("narrow", "hard"),
+    checks = {  # name: (conditions it needs, check); a run of a subset gets its checks
+        "hard_rl_below_1_point": (("hard",), lambda: long["hard"] < 1.0),
+        "good_rl_at_least_5_points": (("good",), lambda: long["good"] >= 5.0),
+        "narrow_clearly_below_good": (("good", "narrow"),
+                                      lambda: long["narrow"] < 0.75 * long["good"]),
+        "inner_good_gt_narrow": (("good", "narrow"), lambda: separated("good", "narrow")),
+        "inner_narrow_gt_hard": (("narrow", "hard"), lambda: separated("narrow", "hard")),
+        # v1: off-target RL must move the hard set far less than good stones.
+        "off_target_rl_below_quarter_of_good": (
+            ("good", "off-target"), lambda: long["off-target"] < 0.25 * long["good"]),
+        "inner_good_gt_off_target": (("good", "off-target"),
+                                     lambda: separated("good", "off-target")),
     }
+    out = {"hard_set_zero_successes": summary["hard_set"]["hard"] > 0}
+    out.update({name: check() for name, (needs, check) in checks.items()
+                if set(needs) <= set(long)})
+    if "short" in summary:  # off-target chains solved sometimes: learnability pays for them
+        out["off_target_short_solved_sometimes"] = (
+            0.1 < summary["short"]["off-target"]["pass1"] < 0.9)
+    return out
 
 
 def table_rows(summary: dict) -> list[tuple[str, ...]]:
     """Rows of the report: condition, long-RL gain (points), inner-loop reward."""
     rows = []
-    for kind in ("hard", "good", "narrow"):
+    for kind in summary["long"]:
         gains = summary["long"][kind]["gain_points"]
         inner = summary["inner"][kind]
         rows.append((
@@ -180,8 +250,12 @@ UNDERPOWERED = (
 )
 
 
+def _inner_runs(summary: dict) -> int:
+    return len(next(iter(summary["inner"].values()))["gains"])
+
+
 def underpowered(summary: dict) -> bool:
-    return len(summary["inner"]["good"]["gains"]) < 12
+    return _inner_runs(summary) < 12
 
 
 def markdown_report(summary: dict) -> str:
@@ -194,23 +268,34 @@ def markdown_report(summary: dict) -> str:
         f"(fail@{summary['hard_set']['k']}); {len(cfg['seeds'])} seeds; "
         f"{summary['seconds'] / 60:.0f} min in all.",
         "",
+    ]
+    for family, v in summary.get("short", {}).items():
+        lines += [
+            f"Base student on short {family} chains (lengths 1-3, {cfg['short_problems']} "
+            f"problems): exact pass@1 {v['pass1']:.3f} (by length "
+            + ", ".join(f"{k}: {p:.3f}" for k, p in v["by_length"].items())
+            + f"), expected learnability reward (8 samples) {v['learnability']:.3f}.",
+            "",
+        ]
+    lines += [
         f"| RL on | long RL ({cfg['long_steps']} steps): held-out hard pass@1 gain, points "
         f"(per seed) | inner loop ({cfg['inner_steps']} steps): grounded reward, mean +- sd "
         f"| s per long run |",
         "|---|---|---|---|",
     ]
     lines += [f"| {' | '.join(row)} |" for row in table_rows(summary)]
-    se = (inner["good"]["sd"] ** 2 / len(inner["good"]["gains"])
-          + inner["narrow"]["sd"] ** 2 / len(inner["narrow"]["gains"])) ** 0.5
-    gap = inner["good"]["mean"] - inner["narrow"]["mean"]
-    lines += [
-        "",
-        f"Inner loop: {len(inner['good']['gains'])} runs per condition (fresh dataset, sampling "
-        f"and 64-question reward subset each); good - narrow = {gap:.2e} "
-        f"({gap / se if se else float('inf'):.1f} standard errors); noise (sd of one run's "
-        f"reward) {inner['good']['sd']:.1e} on good stones.",
-        "",
-    ]
+    text = (f"Inner loop: {_inner_runs(summary)} runs per condition (fresh dataset, sampling "
+            f"and 64-question reward subset each)")
+    for other in ("narrow", "off-target"):
+        if {"good", other} <= set(inner):
+            se = (inner["good"]["sd"] ** 2 / len(inner["good"]["gains"])
+                  + inner[other]["sd"] ** 2 / len(inner[other]["gains"])) ** 0.5
+            gap = inner["good"]["mean"] - inner[other]["mean"]
+            text += (f"; good - {other} = {gap:.2e} "
+                     f"({gap / se if se else float('inf'):.1f} standard errors)")
+    if "good" in inner:
+        text += f"; noise (sd of one run's reward) {inner['good']['sd']:.1e} on good stones"
+    lines += ["", text + ".", ""]
     lines += [f"- {'PASS' if ok else 'FAIL'} `{name}`" for name, ok in summary["acceptance"].items()]
     if underpowered(summary):
         lines += ["", UNDERPOWERED]
@@ -246,9 +331,9 @@ def plot(summary: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = ("hard", "good", "narrow")
+    conditions = tuple(summary["long"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for i, kind in enumerate(kinds):
+    for i, kind in enumerate(conditions):
         gains = summary["long"][kind]["gain_points"]
         axes[0].scatter([i] * len(gains), gains, color="C0")
         axes[0].bar(i, statistics.mean(gains), color="C0", alpha=0.3)
@@ -257,7 +342,7 @@ def plot(summary: dict, path) -> None:
         axes[1].bar(i, statistics.mean(inner), color="C1", alpha=0.3)
     for ax, title in zip(axes, ("long RL: held-out hard pass@1 gain (points)",
                                 "inner loop: grounded reward (exact pass@1 gain)")):
-        ax.set_xticks(range(3), kinds)
+        ax.set_xticks(range(len(conditions)), conditions)
         ax.set_title(title, fontsize=10)
         ax.axhline(0, color="gray", lw=0.5)
     fig.tight_layout()

@@ -29,3 +29,26 @@ def test_hardset_command_writes_a_split(tmp_path, capsys):
     assert hard.meta["k"] == 8 and hard.meta["candidates"] == 12
     assert len(hard.train) + len(hard.test) == hard.meta["hard"] > 0
     assert "failed all 8 tries" in capsys.readouterr().out
+
+
+def test_stones_v1_adds_the_off_target_condition(tmp_path):
+    out = tmp_path / "stones_v1"
+    main(["stones", "--variant", "v1", "--seeds", "1", "--long-steps", "1", "--inner-repeats", "1",
+          "--hard-candidates", "8", "-k", "4", "--out", str(out)])
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["long"]) == {"hard", "good", "narrow", "off-target"}
+    assert set(summary["short"]) == {"on-target", "off-target"}
+    assert "off_target_rl_below_quarter_of_good" in summary["acceptance"]
+    assert "short off-target chains" in (out / "report.md").read_text()
+
+
+def test_expected_learnability_matches_the_reward_over_sample_counts():
+    from math import comb
+
+    from soar_env.rewards import learnability
+    from soar_env.stepping_stones import learnability_expected
+
+    for p in (0.0, 0.1, 0.5, 0.9, 1.0):
+        exact = sum(comb(8, c) * p**c * (1 - p) ** (8 - c) * learnability(c / 8, c, 8)
+                    for c in range(9))
+        assert abs(learnability_expected(p, 8) - exact) < 1e-12

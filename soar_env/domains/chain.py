@@ -39,6 +39,11 @@ EMPTY_SLOT = ".."
 TEACHER_PROMPT = "Q:"
 # Everything the tokenizer knows besides its two special tokens.
 ALPHABET = "0123456789+-*.=,Q:"
+# SOAR-Tiny-v1's off-target family (see ``v1_domain``): min, max and xor, all mod 10. New
+# characters, so the v1 tokenizer appends them to ALPHABET (v0's token ids are unchanged).
+OFF_TARGET_SKILLS: tuple[str, ...] = ("<", ">", "^")
+OFF_TARGET_ARGUMENTS: dict[str, tuple[int, ...]] = {"<": (3, 5, 7), ">": (2, 4, 6), "^": (1, 2, 3)}
+V1_ALPHABET = ALPHABET + "<>^"
 # The grammar's digits. Not str.isdigit: it takes '٣' and '³' (and int takes '٣'), which the
 # tokenizer maps to <pad>: the student would train on padding and is_correct would count it.
 DIGITS = "0123456789"
@@ -52,7 +57,13 @@ def apply_op(state: int, op: str, arg: int) -> int:
         return (state - arg) % 10
     if op == "*":
         return (state * arg) % 10
-    raise ValueError(f"Expects an operation in {SKILLS}, actual {op!r}")
+    if op == "<":
+        return min(state, arg)
+    if op == ">":
+        return max(state, arg)
+    if op == "^":
+        return (state ^ arg) % 10
+    raise ValueError(f"Expects an operation in {SKILLS + OFF_TARGET_SKILLS}, actual {op!r}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,12 @@ class ChainDomain:
         writer_accuracy: per-skill probability that the noisy pretraining writer gets a
             step right; a wrong step writes one of the 9 other digits uniformly. The tiny
             model learns these reliabilities, which is what RL later sharpens.
+        arguments: the arguments each operation takes; its keys are the grammar's operations.
+        off_target: operations of the off-target family (SOAR-Tiny-v1): learnable, but the
+            hard set (on-target chains of ``SKILLS``) never uses them. Empty in v0.
+        off_target_share: probability that a pretraining line is an off-target chain (a
+            chain is written from one family only).
+        alphabet: the characters the tokenizer knows besides its special tokens.
     """
 
     max_len: int = 20
@@ -90,17 +107,26 @@ class ChainDomain:
         default_factory=lambda: {"+": 0.6, "-": 0.5, "*": 0.4}
     )
     name: str = "chain"
+    arguments: dict[str, tuple[int, ...]] = field(default_factory=lambda: dict(ARGUMENTS))
+    off_target: tuple[str, ...] = ()
+    off_target_share: float = 0.0
+    alphabet: str = ALPHABET
     # Action texts are printable ASCII (the env's CHARSET); the grammar below is narrower.
     text_error = staticmethod(ascii_error)
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_len <= 40:
             raise ValueError(f"max_len expects 1..40 slots, actual {self.max_len}")
-        if set(self.writer_accuracy) != set(SKILLS):
+        if set(self.writer_accuracy) != set(self.arguments):
             raise ValueError(
-                f"writer_accuracy expects one entry per skill {SKILLS}, "
+                f"writer_accuracy expects one entry per skill {tuple(self.arguments)}, "
                 f"actual {sorted(self.writer_accuracy)}"
             )
+        if not set(SKILLS) | set(self.off_target) <= set(self.arguments):
+            raise ValueError(f"arguments expects an entry per operation, actual {self.arguments}")
+        if not 0.0 <= self.off_target_share <= 1.0 or (self.off_target_share and not self.off_target):
+            raise ValueError(f"off_target_share expects 0..1 with off_target ops, actual "
+                             f"{self.off_target_share}")
 
     # ---- text formats -------------------------------------------------------------
     @property
@@ -146,7 +172,8 @@ class ChainDomain:
                     raise ValueError(f"Expects only empty slots after slot {i}, actual {rest!r}")
                 break
             op, arg = slot[0], slot[1]
-            if op not in ARGUMENTS or arg not in DIGITS or int(arg) not in ARGUMENTS[op]:
+            args = self.arguments.get(op, ())
+            if arg not in DIGITS or int(arg) not in args:
                 raise ValueError(f"Expects an operation like '+3' in slot {i}, actual {slot!r}")
             steps.append((op, int(arg)))
         if not steps:
@@ -191,7 +218,8 @@ class ChainDomain:
 
         Keys: ``length_1_3``, ``length_4_6``, ``length_7_12``, ``length_13_20`` (of the
         parseable questions), ``mean_length``, ``length_entropy`` and ``skill_entropy``
-        (bits; the maxima are log2(20) = 4.32 and log2(3) = 1.585), ``skill_+`` etc.
+        (bits; the maxima are log2(20) = 4.32 and log2(3) = 1.585), ``skill_+`` etc.; with
+        an off-target family (v1) also ``off_target_fraction``: questions using any of its ops.
         """
         import math
         from collections import Counter
@@ -218,7 +246,12 @@ class ChainDomain:
                "length_13_20": share(13, self.max_len),
                "mean_length": sum(c.length for c in chains) / len(chains),
                "length_entropy": entropy(lengths), "skill_entropy": entropy(skills)}
-        out.update({f"skill_{op}": skills[op] / max(1, sum(skills.values())) for op in SKILLS})
+        out.update({f"skill_{op}": skills[op] / max(1, sum(skills.values()))
+                    for op in self.arguments})
+        if self.off_target:
+            off = set(self.off_target)
+            out["off_target_fraction"] = sum(
+                any(op in off for op, _ in c.steps) for c in chains) / len(chains)
         return out
 
     def is_correct(self, question: str, answer: str) -> bool:
@@ -245,7 +278,7 @@ class ChainDomain:
         steps = []
         for _ in range(length):
             op = rng.choice(tuple(skills))
-            steps.append((op, rng.choice(ARGUMENTS[op])))
+            steps.append((op, rng.choice(self.arguments[op])))
         return Chain(rng.randrange(10), tuple(steps))
 
     def problems(
@@ -282,7 +315,30 @@ class ChainDomain:
         return ",".join(str(s) for s in states)
 
     def pretraining_line(self, rng: random.Random) -> str:
-        """One corpus line: a uniform-length chain and a noisy trace (no end token)."""
-        chain = self.random_chain(rng, rng.randint(1, self.max_len))
+        """One corpus line: a uniform-length chain and a noisy trace (no end token).
+
+        With an off-target family, the chain is off-target with ``off_target_share``
+        probability (v0 draws nothing extra, so its corpus is unchanged).
+        """
+        skills = SKILLS
+        if self.off_target and rng.random() < self.off_target_share:
+            skills = self.off_target
+        chain = self.random_chain(rng, rng.randint(1, self.max_len), skills)
         question = self.format_question(chain)
         return f"{self.student_prompt(question)}{self.noisy_trace(rng, chain)}"
+
+
+def v1_domain() -> ChainDomain:
+    """SOAR-Tiny-v1's domain: v0's chains plus an off-target family of min, max and xor.
+
+    The off-target writer is about as reliable as v0's (0.6-0.7 a step), so short off-target
+    chains are solved sometimes but not always: what an intrinsic (learnability) reward pays
+    for. The hard set uses ``SKILLS`` only: long RL on off-target chains moves it 3% as much
+    as good stones (``soar-env stones --variant v1``), though it does sharpen the on-target
+    steps, most of all ``+`` (``benchmarks/off_target_transfer.py``; README).
+    """
+    return ChainDomain(
+        writer_accuracy={"+": 0.6, "-": 0.5, "*": 0.4, "<": 0.7, ">": 0.6, "^": 0.6},
+        name="chain-v1", arguments={**ARGUMENTS, **OFF_TARGET_ARGUMENTS},
+        off_target=OFF_TARGET_SKILLS, off_target_share=0.5, alphabet=V1_ALPHABET,
+    )

@@ -4,6 +4,10 @@ The shipped weights in ``soar_env/assets/tiny-chain`` were produced by::
 
     python -m soar_env.domains.chain_pretrain --out soar_env/assets/tiny-chain
 
+and SOAR-Tiny-v1's (the same recipe on the domain with an off-target family) by::
+
+    python -m soar_env.domains.chain_pretrain --variant v1 --out soar_env/assets/tiny-chain-v1
+
 Deterministic for a seed on CPU. The model is a plain ``LlamaForCausalLM`` (RoPE, tied
 embeddings) with a character-level ``PreTrainedTokenizerFast``, so both load with the
 usual ``from_pretrained`` calls from a local folder.
@@ -18,17 +22,19 @@ import random
 import time
 from pathlib import Path
 
-from soar_env.domains.chain import ALPHABET, ChainDomain
+from soar_env.domains.chain import ALPHABET, ChainDomain, v1_domain
 
 PAD, EOS = "<pad>", "<eos>"
+VARIANTS = {"v0": ChainDomain, "v1": v1_domain}
+"""Domain of each shipped model variant."""
 
 
-def build_tokenizer():
+def build_tokenizer(alphabet: str = ALPHABET):
     """A character-level fast tokenizer over the domain's alphabet."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {PAD: 0, EOS: 1, **{ch: i + 2 for i, ch in enumerate(ALPHABET)}}
+    vocab = {PAD: 0, EOS: 1, **{ch: i + 2 for i, ch in enumerate(alphabet)}}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=PAD))
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     core.decoder = decoders.Fuse()
@@ -78,7 +84,7 @@ def pretrain(
     domain = domain or ChainDomain()
     torch.manual_seed(seed)
     rng = random.Random(seed)
-    tokenizer = build_tokenizer()
+    tokenizer = build_tokenizer(domain.alphabet)
     model = build_model(len(tokenizer), hidden=hidden, layers=layers)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
@@ -122,6 +128,9 @@ def pretrain(
         "seconds": round(time.time() - start, 1),
         "domain": {"max_len": domain.max_len, "writer_accuracy": domain.writer_accuracy},
     }
+    if domain.off_target:  # v1 only: v0's summary keeps its keys
+        summary["domain"].update(name=domain.name, off_target=list(domain.off_target),
+                                 off_target_share=domain.off_target_share)
     (out / "pretrain.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -135,9 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--variant", choices=tuple(VARIANTS), default="v0",
+                        help="domain variant: v0 (SOAR-Tiny-v0) or v1 (with off-target chains)")
     args = parser.parse_args(argv)
     summary = pretrain(args.out, args.steps, args.batch_size, args.lr, args.seed,
-                       args.hidden, args.layers)
+                       args.hidden, args.layers, domain=VARIANTS[args.variant]())
     print(json.dumps(summary))
 
 
