@@ -31,6 +31,7 @@ def small_env(teacher, **extra):
     return make_teacher_env("SOAR-Tiny-v0", teacher, **{**SMALL, **extra})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [t for t in TEACHERS if t != "sb3-ppo"])
 def test_every_teacher_runs_two_rounds(name, tmp_path):
     teacher = make_teacher(name)

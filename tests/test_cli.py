@@ -59,6 +59,7 @@ def test_help_shows_defaults():
     assert "(default: 12)" in result.stdout and "(default: SOAR-Tiny-v0)" in result.stdout
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_first_round_then_resume_gives_the_same_rewards(tmp_path):
     whole = Run(tmp_path / "whole", "--rounds", "2")
     assert whole.wait() == 0, whole.output()

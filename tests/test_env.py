@@ -178,6 +178,7 @@ def test_accuracy_measures():
     assert info["baseline_accuracy"] > 0.3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("inner_runs", [1, 3])
 def test_forced_high_rewards_promote_the_median_student(inner_runs):
     # tau below any possible reward: every full window promotes.

@@ -4,6 +4,10 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # each test here runs for tens of seconds
+
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 

@@ -3,9 +3,12 @@
 import statistics
 
 import gymnasium as gym
+import pytest
 
 import soar_env  # noqa: F401
 from soar_env import embedded
+
+pytestmark = pytest.mark.slow  # each test here runs for tens of seconds
 
 
 def test_good_stones_earn_more_than_hard_or_narrow_datasets():

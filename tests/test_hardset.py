@@ -119,6 +119,7 @@ print("hard", hard.meta["hard"], hard.source)
 """
 
 
+@pytest.mark.slow
 def test_concurrent_builds_all_succeed(tmp_path):
     """Three processes build one hard set at once; their renames are forced to interleave."""
     barrier, cache = tmp_path / "barrier", tmp_path / "cache"

@@ -31,6 +31,7 @@ def test_chat_template_is_applied_and_sampling_works(chat_model_dir):
     assert torch.allclose(lp, shared, atol=1e-4)  # left padding and GQA included
 
 
+@pytest.mark.slow
 def test_uncached_hub_id_offline_gives_one_clear_error():
     code = ("from soar_env.student.hf import HFStudent\n"
             "try:\n    HFStudent.from_pretrained('meta-llama/Llama-3.2-3B-Instruct')\n"
@@ -42,6 +43,7 @@ def test_uncached_hub_id_offline_gives_one_clear_error():
     assert "hf download" in out.stdout  # huggingface-cli is gone from current huggingface_hub
 
 
+@pytest.mark.slow
 def test_unreachable_hub_is_probed_once_and_skipped():
     # No offline flag, but the endpoint refuses connections: the probe says so and the
     # loader goes straight to its error instead of the hub library's retries.

@@ -4,9 +4,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 
+@pytest.mark.slow
 def test_pretrain_script_is_deterministic_and_loadable(tmp_path):
     from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 

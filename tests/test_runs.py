@@ -76,6 +76,7 @@ def _rewards(out: Path) -> list[str]:
     return [row["charts/reward_mean"] for row in csv.DictReader((out / "rounds.csv").open())]
 
 
+@pytest.mark.slow
 def test_train_killed_mid_run_resumes_to_the_same_rewards(tmp_path):
     whole = Run(tmp_path / "whole")
     assert whole.wait() == 0, whole.output()
@@ -111,6 +112,7 @@ def test_diversity_measures():
     assert self_bleu(["alpha beta gamma delta", "one two three four", "red green blue black"]) < 5.0
 
 
+@pytest.mark.slow
 def test_bench_writes_a_leaderboard(tmp_path):
     cmd = [sys.executable, "-m", "soar_agents.cli", "bench", "--teachers", "random", "learnability",
            "--seeds", "2", "--rounds", "2", "--eval-steps", "2", "--out", str(tmp_path), "--set", *SMALL]

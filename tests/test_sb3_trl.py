@@ -30,6 +30,7 @@ def test_wrapper_passes_sb3_env_checker_and_maps_actions():
         env.step(np.array([99, 0]))
 
 
+@pytest.mark.slow
 def test_ppo_trains_256_steps_and_acts_as_a_teacher(tmp_path):
     model = train_ppo("SOAR-Tiny-v0", total_timesteps=256, seed=0, log_dir=tmp_path, **SMALL)
     assert model.num_timesteps >= 256

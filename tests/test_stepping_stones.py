@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from soar_env.cli import main
 
 
+@pytest.mark.slow
 def test_stones_command_end_to_end(tmp_path, capsys):
     out = tmp_path / "stones"
     main(["stones", "--seeds", "1", "--long-steps", "2", "--inner-repeats", "1",
