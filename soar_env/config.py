@@ -117,6 +117,8 @@ class SoarConfig:
     rl: RLOOConfig = field(default_factory=RLOOConfig)
     """The student's inner-loop RLOO settings."""
 
+    INFINITE_OK: ClassVar[tuple[str, ...]] = ("tau",)
+    """``tau = inf`` turns promotion off (the baseline stays the base student)."""
     BOUNDS: ClassVar[dict[str, tuple]] = {
         **{name: (">=", 1) for name in (
             "dataset_size", "inner_runs", "inner_steps", "max_inner_steps", "reward_questions",

@@ -53,7 +53,15 @@ def _hints(cls: type) -> dict[str, Any]:
 
 
 def _check(cls: type, name: str, hint: Any, value: Any) -> Any:
-    """``value`` checked against the field's type and bound; returns it normalized."""
+    """``value`` checked against the field's type and bound; returns it normalized.
+
+    A class may list fields in ``INFINITE_OK`` whose float may be +-inf (never NaN): e.g.
+    ``tau = inf`` means "never promote".
+    """
+    field_name = name.rsplit(".", 1)[-1]
+    if (field_name in getattr(cls, "INFINITE_OK", ()) and isinstance(value, numbers.Real)
+            and not isinstance(value, bool) and math.isinf(value)):
+        return float(value)
     for kind in _kinds(hint):
         ok, typed = _typed(value, kind)
         if ok:

@@ -93,3 +93,13 @@ def test_coerce_field_unknown_names_list_valid_ones(name):
     with pytest.raises(ValueError, match=rf"Unknown setting '{name}'; valid: .*dataset_size.*"
                                          r"rl\.learning_rate"):
         coerce_field(SoarConfig, name, "1")
+
+
+def test_infinite_tau_turns_promotion_off_but_nan_is_refused():
+    from soar_env.config import tiny
+
+    assert tiny(tau=float("inf")).tau == float("inf")  # "never promote" is a setting
+    with pytest.raises(ValueError, match="tau"):
+        tiny(tau=float("nan"))
+    with pytest.raises(ValueError, match="floor_reward"):
+        tiny(floor_reward=float("inf"))
