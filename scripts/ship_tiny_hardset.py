@@ -1,6 +1,9 @@
-"""Rebuild the hard set that ships with the tiny model (soar_env/assets/tiny-chain/).
+"""Rebuild the hard set that ships with a tiny model (soar_env/assets/tiny-chain*/).
 
-    OMP_NUM_THREADS=1 python scripts/ship_tiny_hardset.py   # ~95-150 s on one CPU core
+    OMP_NUM_THREADS=1 python scripts/ship_tiny_hardset.py                     # SOAR-Tiny-v0
+    OMP_NUM_THREADS=1 python scripts/ship_tiny_hardset.py SOAR-Tiny-v1        # its own model
+
+Each takes ~95-150 s on one CPU core.
 
 The real build: ``gym.make('SOAR-Tiny-v0').reset(seed=0)`` (256 candidates, fail@128) in an
 empty temporary cache with no shipped file, copied as ``hardset-<key>.json``. The file is
@@ -18,15 +21,17 @@ import gymnasium as gym
 
 
 def main() -> int:
-    from soar_env import hardset
+    from soar_env import embedded, hardset
 
-    target = hardset.SHIPPED_DIRS[0]
+    env_id = sys.argv[1] if len(sys.argv) > 1 else "SOAR-Tiny-v0"
+    variant = "v1" if env_id == "SOAR-Tiny-v1" else "v0"
+    target = embedded.variant_model_path(variant)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["SOAR_ENV_CACHE"] = cache
         hardset.SHIPPED_DIRS = ()  # build for real, do not read the current shipped file
         import soar_env  # noqa: F401  (registers the ids)
 
-        env = gym.make("SOAR-Tiny-v0", disable_env_checker=True)
+        env = gym.make(env_id, disable_env_checker=True)
         env.reset(seed=0)
         built = env.unwrapped.hard_set
         assert built.source == "built", built.source

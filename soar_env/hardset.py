@@ -26,7 +26,8 @@ import torch
 from soar_env.problems import Problem
 from soar_env.student.hf import HFStudent
 
-SHIPPED_DIRS = (Path(__file__).parent / "assets" / "tiny-chain",)
+SHIPPED_DIRS = (Path(__file__).parent / "assets" / "tiny-chain",
+                Path(__file__).parent / "assets" / "tiny-chain-v1")
 """Read-only folders of hard sets shipped with the package (``scripts/ship_tiny_hardset.py``)."""
 
 
