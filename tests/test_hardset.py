@@ -204,16 +204,17 @@ def test_hub_id_without_split_defaults_to_test_offline(tmp_path, monkeypatch):
         assert "unpack" not in str(err.value) and f"asked for split {split!r}" in str(err.value)
 
 
-def test_tiny_env_first_reset_reads_the_shipped_hard_set(tmp_path, monkeypatch):
-    """SOAR-Tiny-v0's default hard set ships with the package: an empty cache, no sampling."""
+@pytest.mark.parametrize(("env_id", "folder"), [("SOAR-Tiny-v0", 0), ("SOAR-Tiny-v1", 1)])
+def test_tiny_env_first_reset_reads_the_shipped_hard_set(tmp_path, monkeypatch, env_id, folder):
+    """Each tiny id's default hard set ships with its model: an empty cache, no sampling."""
     import gymnasium as gym
 
     import soar_env  # noqa: F401
     from soar_env.hardset import SHIPPED_DIRS
 
-    (shipped,) = SHIPPED_DIRS[0].glob("hardset-*.json")  # made by scripts/ship_tiny_hardset.py
+    (shipped,) = SHIPPED_DIRS[folder].glob("hardset-*.json")  # made by scripts/ship_tiny_hardset.py
     monkeypatch.setenv("SOAR_ENV_CACHE", str(tmp_path / "cache"))
-    env = gym.make("SOAR-Tiny-v0", disable_env_checker=True)
+    env = gym.make(env_id, disable_env_checker=True)
     monkeypatch.setattr(env.unwrapped.student, "sample",
                         lambda *a, **k: pytest.fail("sampled a hard set that ships"))
     _, info = env.reset(seed=0)
