@@ -20,9 +20,10 @@ def env():
     env.close()
 
 
-def test_check_env_passes_on_the_id_as_it_comes():
-    # No arguments: the shipped hard set makes this cheap.
-    check_env(gym.make("SOAR-Tiny-v0").unwrapped)
+@pytest.mark.parametrize("env_id", ["SOAR-Tiny-v0", "SOAR-Tiny-v1"])
+def test_check_env_passes_on_the_id_as_it_comes(env_id):
+    # No arguments: the shipped hard sets make this cheap.
+    check_env(gym.make(env_id).unwrapped)
 
 
 def test_check_env_passes():
