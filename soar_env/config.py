@@ -199,9 +199,9 @@ def tiny(**overrides) -> SoarConfig:
 
 TINY_TAU = 4e-6
 """Promotion threshold of the tiny preset (exact pass@1 gain on the hard set), from measured
-round-reward noise (``benchmarks/promotion_noise.py``, docs/results.md): the untrained
-teacher's 3-round moving average sat at 2.1-3.0e-6, good stepping stones' at 4.8-5.7e-6;
-4e-6 sits between them. Until 0.2.0 it was 2e-6, below the untrained teacher's reward, so
+round-reward noise (``benchmarks/promotion_noise.py``, docs/results.md): over 3 seeds the
+untrained teacher's 3-round moving average was 2.9e-6 (sd 0.27e-6, at most 3.4e-6), good
+stepping stones' 5.2e-6 (sd 0.36e-6, at least 4.8e-6); 4e-6 sits between them. Until 0.2.0 it was 2e-6, below the untrained teacher's reward, so
 promotion fired whenever the window allowed."""
 
 
