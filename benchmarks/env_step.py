@@ -6,7 +6,9 @@ uniform chain length 1-20 (the tiny teacher's own distribution).
 
 Each case runs in its own process (OpenMP reads its wait policy when torch loads), one after
 another in this run, so the ratios compare like with like on a shared machine:
-- ``wait`` PASSIVE (soar_env's default) or ACTIVE (OpenMP's default: spinning threads);
+- ``mode`` adaptive (soar-env's default: ``soar_env.threads`` drops to one torch thread while
+  another process holds a core), fixed (torch's default thread count with OpenMP's default
+  waiting: what soar-env did before 0.2.0) or passive (fixed threads, OMP_WAIT_POLICY=PASSIVE);
 - ``busy`` 0 or 1 other CPU-bound processes running during the timed steps.
 
     python benchmarks/env_step.py --steps 2              # the four cases, a table and JSON
@@ -60,7 +62,7 @@ def run_case(steps: int, seed: int, threads: int, busy: int) -> dict:
             p.join()
     return {"setup_seconds": setup, "step_seconds": statistics.mean(times),
             "torch_threads": torch.get_num_threads(),
-            "wait_policy": os.environ.get("OMP_WAIT_POLICY"), "busy": busy}
+            "wait_policy": os.environ.get("OMP_WAIT_POLICY", ""), "busy": busy}
 
 
 def main() -> None:
@@ -75,24 +77,28 @@ def main() -> None:
         print(json.dumps(run_case(args.steps, args.seed, args.threads, busy)))
         return
     results = []
-    for wait in ("PASSIVE", "ACTIVE"):
+    modes = {"adaptive": {}, "fixed": {"SOAR_ENV_THREADS": "0"},
+             "passive": {"SOAR_ENV_THREADS": "0", "OMP_WAIT_POLICY": "PASSIVE"}}
+    for wait, extra in modes.items():
         for busy in (0, 1):
-            env = {**os.environ, "OMP_WAIT_POLICY": wait}
+            env = {**os.environ, **extra}
             out = subprocess.run(
                 [sys.executable, __file__, "--case", f"{wait},{busy}", "--steps", str(args.steps),
                  "--seed", str(args.seed), "--threads", str(args.threads)],
                 env=env, capture_output=True, text=True, check=True)
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
             r = results[-1]
-            print(f"wait={wait:<7} busy={busy}  threads={r['torch_threads']}  "
+            r["mode"] = wait
+            print(f"{wait:<8} busy={busy}  threads at the end={r['torch_threads']}  "
                   f"step {r['step_seconds']:.2f} s  (setup {r['setup_seconds']:.1f} s)", flush=True)
-    quiet = {r["wait_policy"]: r["step_seconds"] for r in results if r["busy"] == 0}
-    loaded = {r["wait_policy"]: r["step_seconds"] for r in results if r["busy"] == 1}
-    summary = {w: {"loaded_over_quiet": loaded[w] / quiet[w]} for w in quiet}
-    summary["PASSIVE"]["quiet_passive_over_active"] = quiet["PASSIVE"] / quiet["ACTIVE"]
-    for w, s in summary.items():
-        print(f"{w}: loaded / quiet = {s['loaded_over_quiet']:.2f}x")
-    print(f"quiet PASSIVE / quiet ACTIVE = {summary['PASSIVE']['quiet_passive_over_active']:.2f}x")
+    quiet = {r["mode"]: r["step_seconds"] for r in results if r["busy"] == 0}
+    loaded = {r["mode"]: r["step_seconds"] for r in results if r["busy"] == 1}
+    summary = {m: {"loaded_over_own_quiet": loaded[m] / quiet[m],
+                   "quiet_over_fixed_quiet": quiet[m] / quiet["fixed"],
+                   "loaded_over_fixed_quiet": loaded[m] / quiet["fixed"]} for m in quiet}
+    for m, s in summary.items():
+        print(f"{m:<8} loaded / own quiet {s['loaded_over_own_quiet']:.2f}x; vs the old quiet step: "
+              f"quiet {s['quiet_over_fixed_quiet']:.2f}x, loaded {s['loaded_over_fixed_quiet']:.2f}x")
     print(json.dumps({"cases": results, "ratios": summary}))
 
 

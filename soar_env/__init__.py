@@ -9,17 +9,7 @@ transformers load only when an environment or a student is built.
     True
 """
 
-import os
-import sys
-
 from gymnasium.envs.registration import register
-
-# OpenMP threads spin while they wait for a core; on a shared machine (several seeds side by
-# side, a laptop) a spinning thread waits for a core another process holds and a step slows
-# ~10x. Passive waiting keeps the quiet-machine speed. It only takes effect when torch has not
-# been imported yet (OpenMP reads it at load); set OMP_WAIT_POLICY yourself to override.
-if "torch" not in sys.modules:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.2.0"
 

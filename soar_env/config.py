@@ -201,8 +201,9 @@ TINY_TAU = 4e-6
 """Promotion threshold of the tiny preset (exact pass@1 gain on the hard set), from measured
 round-reward noise (``benchmarks/promotion_noise.py``, docs/results.md): over 3 seeds the
 untrained teacher's 3-round moving average was 2.9e-6 (sd 0.27e-6, at most 3.4e-6), good
-stepping stones' 5.2e-6 (sd 0.36e-6, at least 4.8e-6); 4e-6 sits between them. Until 0.2.0 it was 2e-6, below the untrained teacher's reward, so
-promotion fired whenever the window allowed."""
+stepping stones' 5.2e-6 (sd 0.36e-6, at least 4.8e-6); 4e-6 sits between them. Until 0.2.0
+it was 2e-6, below the untrained teacher's reward, so promotion fired whenever the window
+allowed."""
 
 
 TINY_V1_TAU = 7e-6

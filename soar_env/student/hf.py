@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from soar_env import threads
+
 
 @dataclass
 class Rollout:
@@ -193,6 +195,8 @@ class HFStudent:
         """
         if temperature < 0:
             raise ValueError(f"temperature expects >= 0, actual {temperature}")
+        if self.device.type == "cpu":
+            threads.adapt()  # one thread while another process holds a core (soar_env.threads)
         unique_ids, unique_mask = self.encode_prompts(prompts)
         prompt_ids = unique_ids.repeat_interleave(samples, 0)
         prompt_mask = unique_mask.repeat_interleave(samples, 0)
