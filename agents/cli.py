@@ -85,10 +85,11 @@ def parse_settings(env_id: str, teacher: str, pairs: list[str]) -> tuple[dict[st
 
 def _teacher_settings(teacher: str, raw: dict[str, str]) -> dict[str, Any]:
     from soar_env.fields import coerce_field
+    from soar_env.rewards import INTRINSIC
 
     from .soar_teacher import SoarTeacherConfig
 
-    if teacher not in ("soar", "base", "learnability", "rzero", "azr", "sqlm", "spice"):
+    if teacher not in ("soar", "base", *INTRINSIC):  # the teachers built on SoarTeacherConfig
         raise UsageError(f"teacher {teacher!r} has no settings; teacher.* keys are for the LLM "
                          "teachers (soar, base and the intrinsic ones)")
     return {key: coerce_field(SoarTeacherConfig, key, text) for key, text in raw.items()}
