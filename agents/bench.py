@@ -1,8 +1,10 @@
 """``soar-env bench``: several teachers x seeds, trained and evaluated, on one leaderboard.
 
-Per seed, each teacher is trained into ``out/TEACHER_seedS`` (resumed when interrupted)
-for the same number of rounds (``intrinsic_rounds`` can give intrinsic-reward teachers
-another budget; the leaderboard then says so) and evaluated with the paper's protocol on
+Per seed, each learning teacher is trained into ``out/TEACHER_seedS`` (resumed when
+interrupted) for the same number of rounds (``intrinsic_rounds`` can give intrinsic-reward
+teachers another budget; the leaderboard then says so); fixed teachers (base, random,
+curriculum: ``Teacher.learns`` is False) get an untrained run folder, since rounds would not
+change what they propose. Each is evaluated with the paper's protocol on
 student seed S: its own 128 questions (Grounded-T, Intrinsic-T, ...), its promoted bank
 (PQ) and best promoted student (PS) when it has them; Hard-Only and the base student once
 per seed. The leaderboard gives, per variant, mean pass@k and its 95% interval over seeds,
@@ -21,6 +23,7 @@ from typing import Any
 import soar_env
 from soar_env.rewards import INTRINSIC
 
+from . import make_teacher
 from .report import format_interval
 from .runs import evaluate_run, leaderboard, mean_diversity, promoted_students, teacher_variant, train_run
 
@@ -50,6 +53,7 @@ def run_bench(
             run = out / f"{teacher}_seed{seed}"
             console.print(f"[bold]seed {seed}: {teacher}[/bold] -> {run}")
             n = intrinsic_rounds if intrinsic_rounds and teacher in INTRINSIC else rounds
+            n = n if make_teacher(teacher).learns else 0
             history = train_run(run, env_id, teacher, seed, n, resume=True, overrides=overrides)
             compute.setdefault(teacher, []).append(_run_compute(history))
             own = teacher_variant(teacher)

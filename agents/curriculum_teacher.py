@@ -18,6 +18,7 @@ from .protocol import Teacher
 
 class CurriculumTeacher(Teacher):
     name = "curriculum"
+    learns = False
 
     def __init__(self, lengths: range = GOOD_LENGTHS):
         self.lengths = lengths

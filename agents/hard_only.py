@@ -18,6 +18,7 @@ from .protocol import Teacher
 
 class HardOnlyTeacher(Teacher):
     name = "hard-only"
+    learns = False
 
     def setup(self, env: Any, seed: int) -> None:
         super().setup(env, seed)

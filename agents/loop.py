@@ -71,7 +71,8 @@ def train_teacher(
         teacher: any ``Teacher``.
         env: an env or a registered id (made with the teacher's ``env_overrides`` and
             ``env_overrides``).
-        rounds: rounds to run; None = the env's ``rounds`` (stops at truncation anyway).
+        rounds: rounds to run; None = the env's ``rounds`` (stops at truncation anyway); 0
+            writes an untrained run folder (evaluable, e.g. a fixed teacher's).
         seed: seeds the env's reset and the teacher.
         log_dir: where logs and checkpoints go; None writes nothing.
         progress: show a progress bar.
@@ -87,7 +88,7 @@ def train_teacher(
     obs, _ = env.reset(seed=seed)
     unwrapped = env.unwrapped
     teacher.setup(unwrapped, seed)
-    rounds = rounds or unwrapped.config.rounds
+    rounds = unwrapped.config.rounds if rounds is None else rounds
     history: list[dict[str, Any]] = []
     start = 0
     run = Path(log_dir) if log_dir is not None else None
@@ -141,6 +142,8 @@ def train_teacher(
                 logger.log(r, row)
             if truncated:
                 break
+        if run is not None and rounds == 0 and not has_checkpoint(run):
+            save_checkpoint(run, 0, teacher, unwrapped, history, seed, promoted)
     finally:
         if logger is not None:
             logger.close()

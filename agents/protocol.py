@@ -26,10 +26,13 @@ class Teacher:
         name: the teacher's registry name.
         env_overrides: env settings this teacher needs (an intrinsic teacher sets
             ``reward_mode``); ``make_teacher_env`` applies them.
+        learns: False for a fixed teacher (its proposals never depend on rewards): the
+            bench then evaluates it without spending training rounds on it.
     """
 
     name: str = "teacher"
     env_overrides: dict[str, Any] = {}
+    learns: bool = True
 
     def setup(self, env: Any, seed: int) -> None:
         """Called once after ``env.reset``: read what the teacher needs from the env.

@@ -17,6 +17,7 @@ from .protocol import Teacher
 
 class RandomTeacher(Teacher):
     name = "random"
+    learns = False
 
     def setup(self, env: Any, seed: int) -> None:
         super().setup(env, seed)

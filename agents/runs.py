@@ -74,7 +74,8 @@ def train_run(
     if not (resume and (out / "run.json").is_file()):  # a resume keeps it: the manifest has its sha256
         write_json(out / "run.json", spec)
     agent = make_teacher(teacher, **({"settings": teacher_settings} if teacher_settings else {}))
-    env = make_teacher_env(env_id, agent, **{"rounds": rounds, **(overrides or {})})
+    # The env's horizon is at least one round; a 0-round run (a fixed teacher) is only evaluated.
+    env = make_teacher_env(env_id, agent, **{"rounds": max(rounds, 1), **(overrides or {})})
     return train_teacher(agent, env, rounds=rounds, seed=seed, log_dir=out, progress=progress, resume=resume)
 
 
@@ -91,7 +92,7 @@ def _load_run(run: Path):
             raise RunFolderError(f"{run / 'run.json'} names an env that is not registered: {spec['env']!r}")
         settings = spec.get("teacher_settings")
         agent = make_teacher(spec["teacher"], **({"settings": settings} if settings else {}))
-        env = make_teacher_env(spec["env"], agent, **{"rounds": spec["rounds"], **spec["overrides"]})
+        env = make_teacher_env(spec["env"], agent, **{"rounds": max(spec["rounds"], 1), **spec["overrides"]})
         seed = spec["seed"]
     except (KeyError, TypeError) as err:
         raise RunFolderError(f"{run / 'run.json'} lacks {err}; train again into another folder") from err

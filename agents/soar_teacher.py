@@ -353,6 +353,7 @@ class BaseTeacher(SoarTeacher):
     """The untrained teacher (the paper's Base-T): the SOAR teacher without updates."""
 
     name = "base"
+    learns = False
 
     def setup(self, env: Any, seed: int) -> None:
         self.config = replace(self.config or SoarTeacherConfig.for_env(env, **self.settings), update=False)
