@@ -27,6 +27,7 @@ from . import make_teacher
 from .report import format_interval
 from .runs import evaluate_run, leaderboard, mean_diversity, promoted_students, teacher_variant, train_run
 
+LLM_SETTINGS = ("soar", "base", *INTRINSIC)  # the teachers built on SoarTeacherConfig
 DIVERSITY = ("vendi", "self_bleu", "distinct_fraction", "length_entropy", "skill_entropy", "mean_length")
 
 
@@ -39,6 +40,7 @@ def run_bench(
     overrides: dict[str, Any] | None = None,
     eval_steps: int | None = None,
     intrinsic_rounds: int | None = None,
+    teacher_settings: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     from rich.console import Console
 
@@ -54,7 +56,11 @@ def run_bench(
             console.print(f"[bold]seed {seed}: {teacher}[/bold] -> {run}")
             n = intrinsic_rounds if intrinsic_rounds and teacher in INTRINSIC else rounds
             n = n if make_teacher(teacher).learns else 0
-            history = train_run(run, env_id, teacher, seed, n, resume=True, overrides=overrides)
+            # teacher.* settings (e.g. answers='teacher') go to the LLM teachers, which all share
+            # SoarTeacherConfig; the others have no settings.
+            settings = teacher_settings if teacher in LLM_SETTINGS else None
+            history = train_run(run, env_id, teacher, seed, n, resume=True, overrides=overrides,
+                                teacher_settings=settings)
             compute.setdefault(teacher, []).append(_run_compute(history))
             own = teacher_variant(teacher)
             variants = [own, "PQ", "PS"] + (["Hard-Only", "base"] if i == 0 else [])
@@ -77,6 +83,7 @@ def run_bench(
         "rounds": rounds,
         "intrinsic_rounds": intrinsic_rounds or rounds,
         "overrides": overrides or {},
+        "teacher_settings": teacher_settings or {},
         "eval": eval_settings,
         "compute": {t: {k: sum(c.get(k, 0.0) for c in cs) / len(cs) for k in cs[0]}
                     for t, cs in compute.items()},

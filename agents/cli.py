@@ -156,6 +156,7 @@ def _bench(args: argparse.Namespace) -> int:
             args.settings[0],
             args.eval_steps,
             args.intrinsic_rounds,
+            teacher_settings=args.settings[1],
         )
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished runs and evaluations are saved under {args.out}; "
@@ -213,7 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="rounds of intrinsic-reward teachers (default: --rounds, an equal budget)")
     bench.add_argument("--out", default="runs/bench", help="bench folder")
     bench.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                       help="env settings KEY=VALUE (as for train; no teacher.* keys)")
+                       help="settings KEY=VALUE as for train; teacher.* keys (teacher.answers=teacher) go to "
+                            "the LLM teachers (soar, base, intrinsic)")
     bench.add_argument("--eval-steps", type=_positive("--eval-steps"), default=None, help=steps_help)
     bench.set_defaults(func=_bench)
     env_cli.add_commands(sub)
@@ -228,8 +230,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("train", "bench"):
             teacher = getattr(args, "teacher", "soar")
             args.settings = parse_settings(args.env, teacher, args.set)
-            if args.command == "bench" and args.settings[1]:
-                raise UsageError("bench takes env settings only; teacher.* keys go with `soar-env train`")
         return args.func(args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)

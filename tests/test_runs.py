@@ -115,7 +115,8 @@ def test_diversity_measures():
 @pytest.mark.slow
 def test_bench_writes_a_leaderboard(tmp_path):
     cmd = [sys.executable, "-m", "soar_agents.cli", "bench", "--teachers", "random", "learnability",
-           "--seeds", "2", "--rounds", "2", "--eval-steps", "2", "--out", str(tmp_path), "--set", *SMALL]
+           "--seeds", "2", "--rounds", "2", "--eval-steps", "2", "--out", str(tmp_path), "--set", *SMALL,
+           "teacher.answers=teacher"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -136,6 +137,11 @@ def test_bench_writes_a_leaderboard(tmp_path):
     assert summary["env"] == "SOAR-Tiny-v0" and summary["seeds"] == [0, 1]
     assert summary["teachers"] == ["random", "learnability"] and summary["version"]
     assert summary["eval"]["max_steps"] == 2 and summary["overrides"]["dataset_size"] == 8
+    # teacher.* settings reach the LLM teachers only (the paper's answers='teacher' comparison).
+    assert summary["teacher_settings"] == {"answers": "teacher"}
+    run_spec = json.loads((tmp_path / "learnability_seed0" / "run.json").read_text())
+    assert run_spec["teacher_settings"] == {"answers": "teacher"}
+    assert "teacher_settings" not in json.loads((tmp_path / "random_seed0" / "run.json").read_text())
 
 
 # ---- run folders that cannot hurt the user --------------------------------------------------
