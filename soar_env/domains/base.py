@@ -1,0 +1,165 @@
+"""What the env needs of a problem domain, and the registry that names domains.
+
+A domain says how a student is prompted, how teacher text becomes problems, which
+teacher problems are usable, how completions are graded, and where the hard set's
+candidates come from. Everything else is an optional capability that a domain declares
+as an attribute (``None`` when it lacks it), so callers test ``domain.solver is None``
+instead of probing for methods:
+
+- ``generator`` (``Generator``): fresh problems by length and skills (random, curriculum,
+  bandit and SB3 teachers, the parametric wrapper);
+- ``solver`` (``Solver``): the correct answer of any question (``answers='solver'``, the
+  ``answers_correct`` diagnostic);
+- ``profiler`` (``Profiler``): per-batch structure statistics for diagnostics.
+
+A new domain needs no edit to the env: pass an object, ``gym.make(id, domain=MyDomain())``,
+or register a factory, ``register_domain("mine", lambda config: MyDomain())`` and
+``gym.make(id, domain="mine")``. ``docs/env.md`` has a complete example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from soar_env.problems import Problem
+
+if TYPE_CHECKING:
+    from soar_env.config import SoarConfig
+
+
+class Generator(Protocol):
+    """Fresh problems of chosen lengths and skills (a procedural domain)."""
+
+    max_len: int
+    skills: tuple[str, ...]
+
+    def problems(self, count: int, lengths: Sequence[int] | range, seed: int,
+                 skills: Sequence[str] | None = None) -> list[Problem]: ...
+
+
+class Solver(Protocol):
+    """The correct answer of a question, and whether an answer is it."""
+
+    def solve(self, question: str) -> str: ...
+
+    def is_correct(self, question: str, answer: str) -> bool: ...
+
+
+class Profiler(Protocol):
+    """Structure statistics of a batch of questions, and each question as words."""
+
+    def profile(self, questions: Sequence[str]) -> dict[str, float]: ...
+
+    def diversity_text(self, question: str) -> str: ...
+
+
+class Domain(Protocol):
+    """A problem domain (see the module docstring).
+
+    Attributes:
+        name: the domain's name (recorded in ``SoarConfig.domain``).
+        preset: which default settings suit it: ``"tiny"`` (small models on CPU, the
+            embedded domain) or ``"paper"`` (the paper's evaluation and teacher settings).
+        teacher_prompt: what the LLM teacher is prompted with to write one problem.
+        max_text: the most characters a question or answer of an action may have.
+        max_answer_tokens: the student's completion budget when answering (None: the RL
+            config's ``max_new_tokens``).
+        default_student: the model used when ``SoarConfig.student`` is None (None: the
+            user must name one).
+        exact_answers: answers are one exact string, so ``accuracy='exact'`` (the
+            likelihood of the reference) measures correctness.
+        generator, solver, profiler: optional capabilities, or None.
+    """
+
+    name: str
+    preset: str
+    teacher_prompt: str
+    max_text: int
+    max_answer_tokens: int | None
+    default_student: str | None
+    exact_answers: bool
+    generator: Generator | None
+    solver: Solver | None
+    profiler: Profiler | None
+
+    def student_prompt(self, question: str) -> str:
+        """The student's prompt for a question (before any chat template)."""
+        ...
+
+    def hard_candidates(self, count: int, seed: int) -> list[Problem]:
+        """At most ``count`` problems from which the fail@k filter builds the hard set."""
+        ...
+
+    def parse_teacher_sample(self, text: str) -> tuple[str, str] | str:
+        """One LLM-teacher completion as (question, answer), or the reason it is malformed."""
+        ...
+
+    def validate_batch(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+        """Per (question, answer): why it cannot be used, or None when it can."""
+        ...
+
+    def grade_batch(self, completions: Sequence[str], problems: Sequence[Problem]) -> list[float]:
+        """1.0 / 0.0 per completion, each against its problem (accuracy, the hard-set filter)."""
+        ...
+
+    def reward_batch(self, completions: Sequence[str], problems: Sequence[Problem]) -> list[float]:
+        """The student's RL reward per completion (may be graded, e.g. format credit)."""
+        ...
+
+
+_MISSING = object()
+DomainFactory = Callable[["SoarConfig"], Domain]
+_REGISTRY: dict[str, DomainFactory] = {}
+
+
+def register_domain(name: str, factory: DomainFactory) -> None:
+    """Name a domain: ``gym.make(id, domain=name)`` then builds it with ``factory(config)``."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"register_domain expects a non-empty name, actual {name!r}")
+    if not callable(factory):
+        raise TypeError(f"register_domain expects a factory callable(config) -> Domain, actual {factory!r}")
+    _REGISTRY[name] = factory
+
+
+def registered_domains() -> list[str]:
+    _register_builtins()
+    return sorted(_REGISTRY)
+
+
+def make_domain(domain: str | Any, config: SoarConfig) -> Domain:
+    """The domain named ``domain`` (built by its factory from ``config``), or ``domain`` itself."""
+    if isinstance(domain, str):
+        _register_builtins()
+        if domain not in _REGISTRY:
+            raise ValueError(f"domain expects a registered name ({', '.join(registered_domains())}) "
+                             f"or a Domain object, actual {domain!r}")
+        domain = _REGISTRY[domain](config)
+    missing = [name for name in _required() if getattr(domain, name, _MISSING) is _MISSING]
+    if missing:
+        raise TypeError(f"{type(domain).__name__} is not a Domain: it lacks {', '.join(missing)} "
+                        "(soar_env.domains.base.Domain lists what a domain needs)")
+    return domain
+
+
+def _required() -> list[str]:
+    return [n for n in (*Domain.__annotations__, *(k for k, v in vars(Domain).items() if callable(v)))
+            if not n.startswith("_")]
+
+
+def _register_builtins() -> None:
+    if "chain" in _REGISTRY and "math" in _REGISTRY:
+        return
+
+    def chain(config: SoarConfig) -> Domain:
+        from soar_env import embedded
+
+        return embedded.variant_domain(config.chain_variant)
+
+    def math(config: SoarConfig) -> Domain:
+        from soar_env.domains.math import MathDomain
+
+        return MathDomain(config.dataset)
+
+    _REGISTRY.setdefault("chain", chain)
+    _REGISTRY.setdefault("math", math)
