@@ -17,7 +17,8 @@ from soar_env.problems import Problem
 from .protocol import Teacher
 
 LENGTH_BUCKETS = ((1, 3), (4, 6), (7, 12), (13, 20))
-SKILL_SETS = (("+", "-", "*"), ("+",), ("-",), ("*",))
+ARM_SKILL_SETS = (("+", "-", "*"), ("+",), ("-",), ("*",))
+"""The bandit's skill choices: all skills, or one (not the parametric wrapper's 7 subsets)."""
 
 
 class BanditTeacher(Teacher):
@@ -36,14 +37,15 @@ class BanditTeacher(Teacher):
                 f"Expects 0 <= epsilon <= 1 and 0 < step_size <= 1, actual {epsilon}, {step_size}"
             )
         self.epsilon, self.step_size = epsilon, step_size
-        self.arms = list(itertools.product(range(len(LENGTH_BUCKETS)), range(len(SKILL_SETS))))
+        self.arms = list(itertools.product(range(len(LENGTH_BUCKETS)), range(len(ARM_SKILL_SETS))))
 
     def setup(self, env: Any, seed: int) -> None:
         super().setup(env, seed)
-        if not hasattr(self.domain, "problems"):
+        if self.domain.generator is None:
             raise ValueError(
                 f"The bandit teacher expects a domain with a generator, actual {type(self.domain).__name__}"
             )
+        self.generator = self.domain.generator
         self.rng = random.Random(seed)
         self.values = [0.0] * len(self.arms)
         self.pulls = [0] * len(self.arms)
@@ -62,11 +64,11 @@ class BanditTeacher(Teacher):
         self._chosen = [self._pick() for _ in range(count)]
         out = []
         for arm in self._chosen:
-            (lo, hi), skills = LENGTH_BUCKETS[self.arms[arm][0]], SKILL_SETS[self.arms[arm][1]]
+            (lo, hi), skills = LENGTH_BUCKETS[self.arms[arm][0]], ARM_SKILL_SETS[self.arms[arm][1]]
             out.append(
-                self.domain.problems(
+                self.generator.problems(
                     self.dataset_size,
-                    range(lo, min(hi, self.domain.max_len) + 1),
+                    range(lo, min(hi, self.generator.max_len) + 1),
                     seed=self.rng.randrange(2**31),
                     skills=skills,
                 )
@@ -78,7 +80,7 @@ class BanditTeacher(Teacher):
             self.pulls[arm] += 1
             self.values[arm] += self.step_size * (reward - self.values[arm])
         best = max(range(len(self.arms)), key=lambda i: self.values[i])
-        (lo, _), skills = LENGTH_BUCKETS[self.arms[best][0]], SKILL_SETS[self.arms[best][1]]
+        (lo, _), skills = LENGTH_BUCKETS[self.arms[best][0]], ARM_SKILL_SETS[self.arms[best][1]]
         return {
             "best_arm": float(best),
             "best_arm_min_length": float(lo),

@@ -25,12 +25,13 @@ class CurriculumTeacher(Teacher):
 
     def setup(self, env: Any, seed: int) -> None:
         super().setup(env, seed)
-        if env.config.domain != "chain":
-            raise ValueError(f"The curriculum teacher is for the chain domain, actual {env.config.domain!r}")
+        if self.domain.generator is None:
+            raise ValueError(f"The curriculum teacher expects a domain with a generator (the chain "
+                             f"domain), actual {type(self.domain).__name__} without one")
         self.rng = random.Random(seed)
 
     def propose(self, observation: dict, count: int) -> list[list[Problem]]:
         return [
-            self.domain.problems(self.dataset_size, self.lengths, seed=self.rng.randrange(2**31))
+            self.domain.generator.problems(self.dataset_size, self.lengths, seed=self.rng.randrange(2**31))
             for _ in range(count)
         ]

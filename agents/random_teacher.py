@@ -21,7 +21,7 @@ class RandomTeacher(Teacher):
 
     def setup(self, env: Any, seed: int) -> None:
         super().setup(env, seed)
-        if not hasattr(self.domain, "problems"):
+        if self.domain.generator is None:
             raise ValueError(
                 f"The random teacher expects a domain with a problem generator, actual "
                 f"{type(self.domain).__name__} (use 'base' or 'soar' on math envs)"
@@ -29,8 +29,9 @@ class RandomTeacher(Teacher):
         self.rng = random.Random(seed)
 
     def propose(self, observation: dict, count: int) -> list[list[Problem]]:
-        lengths = range(1, self.domain.max_len + 1)
+        generator = self.domain.generator
+        lengths = range(1, generator.max_len + 1)
         return [
-            self.domain.problems(self.dataset_size, lengths, seed=self.rng.randrange(2**31))
+            generator.problems(self.dataset_size, lengths, seed=self.rng.randrange(2**31))
             for _ in range(count)
         ]

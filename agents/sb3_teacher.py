@@ -84,9 +84,8 @@ class Sb3Teacher(Teacher):
         for _ in range(count):
             action, _ = self.model.predict(observation["stats"], deterministic=self.deterministic)
             length, skills = int(action[0]) + 1, SKILL_SETS[int(action[1])]
-            out.append(
-                self.domain.problems(self.dataset_size, [length], int(self.rng.integers(2**31 - 1)), skills)
-            )
+            seed = int(self.rng.integers(2**31 - 1))
+            out.append(self.domain.generator.problems(self.dataset_size, [length], seed, skills))
         return out
 
     def save(self, path: str | Path) -> None:

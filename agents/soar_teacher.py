@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from soar_env.problems import Problem, last_boxed, parse_tagged, validated
+from soar_env.problems import Problem, validated
 from soar_env.rl import policy_gradient_loss, rloo_advantages
 
 from .protocol import Teacher
@@ -103,40 +103,32 @@ class SoarTeacherConfig:
 
     @classmethod
     def for_env(cls, env: Any, **overrides: Any) -> SoarTeacherConfig:
-        """The tiny preset on the chain domain, the paper's otherwise."""
-        return cls.tiny(**overrides) if env.config.domain == "chain" else replace(cls(), **overrides)
+        """The tiny preset on tiny domains (the embedded chain domain), the paper's otherwise."""
+        return cls.tiny(**overrides) if env.domain.preset == "tiny" else replace(cls(), **overrides)
 
 
 def problems_from_texts(domain: Any, texts: list[str], solver: bool = False) -> list[Problem | str]:
     """Each teacher sample as a ``Problem``, or the reason it is malformed.
 
-    Chain-style domains (with ``parse_teacher_text``): the question is the text before the
-    first ``=``, the answer the trace after it or, with ``solver``, ``domain.solve``'s.
-    Otherwise the paper's format: the first ``<question>/<answer>`` pair, answer boxed.
-    The domain's ``validate_batch`` (Math-Verify parsing) or ``validate`` has the last word.
+    The domain parses each sample (``parse_teacher_sample``: the chain domain cuts at the
+    first ``=``; math takes the paper's first ``<question>/<answer>`` pair, answer boxed);
+    with ``solver`` the domain's solver replaces the teacher's answer. The domain's
+    ``validate_batch`` (e.g. Math-Verify parsing) has the last word.
     """
     items: list[tuple[str, str] | str] = []
     for text in texts:
-        if hasattr(domain, "parse_teacher_text"):
-            if "=" not in text:
-                items.append("no '=' after the question")
-                continue
-            question, trace = text.split("=", 1)
+        parsed = domain.parse_teacher_sample(text)
+        if isinstance(parsed, str):
+            items.append(parsed)
+            continue
+        question, answer = parsed
+        if solver:
             try:
-                answer = domain.solve(question) if solver else trace.strip()
+                answer = domain.solver.solve(question)
             except ValueError as err:
                 items.append(f"question: {err}")
                 continue
-            items.append((question, answer))
-        else:
-            pairs, _ = parse_tagged(text)
-            if not pairs:
-                items.append("no <question>/<answer> pair")
-            elif last_boxed(pairs[0][1]) is None:
-                items.append("answer without \\boxed{}")
-            else:
-                question, answer = pairs[0][0], last_boxed(pairs[0][1])
-                items.append((question, domain.solve(question) if solver else answer))
+        items.append((question, answer))
     candidates = [i for i, item in enumerate(items) if isinstance(item, tuple)]
     for i, item in zip(candidates, validated(domain, [items[i] for i in candidates])):
         items[i] = Problem(item.question.strip(), item.answer) if isinstance(item, Problem) else item
@@ -178,8 +170,9 @@ class SoarTeacher(Teacher):
             from soar_env.student.hf import HFStudent
 
             self.policy = HFStudent.from_pretrained(cfg.model)
-        self.solver = cfg.answers == "solver" or (cfg.answers == "auto" and hasattr(self.domain, "solve"))
-        if cfg.answers == "solver" and not hasattr(self.domain, "solve"):
+        has_solver = self.domain.solver is not None
+        self.solver = cfg.answers == "solver" or (cfg.answers == "auto" and has_solver)
+        if cfg.answers == "solver" and not has_solver:
             raise ValueError(
                 f"answers='solver' expects a domain with solve(), actual {type(self.domain).__name__}"
             )
@@ -206,11 +199,11 @@ class SoarTeacher(Teacher):
 
     @property
     def max_new_tokens(self) -> int:
-        if self.config.max_new_tokens is not None:
-            return self.config.max_new_tokens
-        # Chain domain: the question and its '=' (plus the trace when the teacher answers).
-        question = self.domain.question_chars + 1
-        return question if self.solver else question + self.domain.max_answer_tokens
+        budget = self.config.max_new_tokens or self.domain.teacher_max_tokens(not self.solver)
+        if budget is None:
+            raise ValueError(f"The {self.domain.name} domain sets no teacher token budget: "
+                             "set teacher.max_new_tokens")
+        return budget
 
     # ---- generate -----------------------------------------------------------------------
     def problems_from_texts(self, texts: list[str]) -> list[Problem | str]:

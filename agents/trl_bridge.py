@@ -51,7 +51,7 @@ class DatasetReward:
         self.unwrapped = env.unwrapped
         self.domain = self.unwrapped.domain
         self.malformed_penalty = malformed_penalty
-        self.solver = hasattr(self.domain, "solve") if solver is None else solver
+        self.solver = self.domain.solver is not None if solver is None else solver
         self.history: list[dict[str, Any]] = []
 
     def __call__(self, prompts: list, completions: list, **kwargs: Any) -> list[float]:
@@ -128,9 +128,10 @@ def train_with_trl(
     model.load_state_dict(unwrapped.base_weights)
     tokenizer = unwrapped.student.tokenizer
     domain = unwrapped.domain
-    reward = DatasetReward(env, malformed_penalty, scale=1e6 if unwrapped.config.domain == "chain" else 1.0)
+    # Tiny domains' grounded rewards are ~1e-6: scale them to TRL's usual range.
+    reward = DatasetReward(env, malformed_penalty, scale=1e6 if domain.preset == "tiny" else 1.0)
     if max_completion_length is None:
-        max_completion_length = domain.question_chars + 1 if hasattr(domain, "question_chars") else 512
+        max_completion_length = domain.teacher_max_tokens(with_answer=not reward.solver) or 512
     prompt = unwrapped.student.chat_prompt(domain.teacher_prompt)
     common = dict(
         output_dir=output_dir,

@@ -58,12 +58,17 @@ def main() -> None:
             "sampled_step_accuracy": per_step_accuracy(student, domain, skills, args.samples,
                                                        seed=10 + i),
         }
-    texts = student.sample([domain.teacher_prompt] * args.samples, 1, domain.question_chars + 1,
-                           1.0, torch.Generator().manual_seed(0)).texts
+    budget = domain.teacher_max_tokens(with_answer=False)
+    generator = torch.Generator().manual_seed(0)
+    texts = student.sample([domain.teacher_prompt] * args.samples, 1, budget, 1.0, generator).texts
     questions = []
     for text in texts:
+        parsed = domain.parse_teacher_sample(text)
+        if isinstance(parsed, str):
+            continue
         try:
-            questions.append(domain.parse_teacher_text(text))
+            domain.parse_question(parsed[0])
+            questions.append(parsed[0])
         except ValueError:
             pass
     out["teacher"] = {"well_formed": len(questions) / len(texts), **domain.profile(questions)}

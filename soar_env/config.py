@@ -59,7 +59,9 @@ class SoarConfig:
     student: str | None = None
     """Student model folder (or cached hub id); None = the embedded tiny model."""
     domain: str = "chain"
-    """Problem domain: 'chain' (embedded) or 'math' (Math-Verify grading)."""
+    """Problem domain: a registered name ('chain': embedded; 'math': Math-Verify grading;
+    ``soar_env.domains.base.register_domain`` adds more). ``gym.make(id, domain=obj)`` takes a
+    Domain object instead; the name then records its ``name``."""
     dataset: str | None = None
     """Math domain: hard-set candidates, a MATH-format file (JSON, JSONL, parquet) or
     'champ' (offline CHAMP). Unused by the chain domain, which generates its candidates."""
@@ -144,13 +146,8 @@ class SoarConfig:
                 f"max_inner_steps expects >= inner_steps ({self.inner_steps}), "
                 f"actual {self.max_inner_steps}"
             )
-        if self.domain not in ("chain", "math"):
-            raise ValueError(f"domain expects 'chain' or 'math', actual {self.domain!r}")
-        if self.domain == "math" and self.accuracy == "exact":
-            raise ValueError(
-                "accuracy='exact' needs answers that are one exact string (the chain domain); "
-                "use 'greedy' or 'sampled' for math"
-            )
+        if not self.domain:
+            raise ValueError("domain expects a registered name ('chain', 'math', ...), actual ''")
 
     def replace(self, **changes) -> SoarConfig:
         """A copy with some fields changed (validated again).

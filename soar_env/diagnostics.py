@@ -72,8 +72,8 @@ def proposal_stats(domain: Any, problems: Sequence[Problem], samples: int | None
     """Per-round diagnostics of a teacher's valid proposals.
 
     Args:
-        domain: the env's domain; its ``is_correct`` (answer checks) and ``profile``
-            (domain histograms, e.g. chain lengths and skills) are used when it has them.
+        domain: the env's domain; its solver (answer checks) and profiler (word view for
+            diversity, histograms such as chain lengths and skills) when it declares them.
         problems: the valid problems the teacher proposed in a round.
         samples: teacher samples drawn to get them (malformed included), for the
             well-formedness rate; None leaves the rate out.
@@ -81,7 +81,8 @@ def proposal_stats(domain: Any, problems: Sequence[Problem], samples: int | None
     questions = [p.question for p in problems]
     # Diversity is measured on the domain's word view of a question when it has one (the chain
     # domain spaces out its operations and drops the fixed-width padding).
-    words = [domain.diversity_text(q) for q in questions] if hasattr(domain, "diversity_text") else questions
+    profiler, solver = domain.profiler, domain.solver
+    words = [profiler.diversity_text(q) for q in questions] if profiler is not None else questions
     stats = {
         "proposals": float(len(problems)),
         "distinct_fraction": distinct_fraction(questions),
@@ -90,10 +91,9 @@ def proposal_stats(domain: Any, problems: Sequence[Problem], samples: int | None
     }
     if samples:
         stats["well_formed"] = len(problems) / samples
-    if problems and hasattr(domain, "is_correct"):
-        stats["answers_correct"] = sum(domain.is_correct(p.question, p.answer) for p in problems) / len(
-            problems
-        )
-    if hasattr(domain, "profile"):
-        stats.update(domain.profile(questions))
+    if problems and solver is not None:
+        correct = sum(solver.is_correct(p.question, p.answer) for p in problems)
+        stats["answers_correct"] = correct / len(problems)
+    if profiler is not None:
+        stats.update(profiler.profile(questions))
     return stats

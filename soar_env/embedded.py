@@ -7,16 +7,15 @@ tests: a good stepping-stone set, a deliberately narrow set, and hard-set candid
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from soar_env.domains.chain import ChainDomain
+from soar_env.domains.chain import HARD_LENGTHS, ChainDomain
 from soar_env.problems import Problem
 
 TINY_CHAIN_PATH = Path(__file__).parent / "assets" / "tiny-chain"
 """Folder of the shipped tiny model (config.json, model.safetensors, tokenizer files)."""
 
-HARD_LENGTHS = range(18, 21)
-"""Chain lengths of hard-set candidates: inside the pretrained lengths, base pass@1 ~1e-6."""
 GOOD_LENGTHS = range(4, 7)
 """Medium chains, all skills: the best stepping stones measured (docs/embedded-domain.md)."""
 NARROW_SKILLS = ("+",)
@@ -25,7 +24,7 @@ NARROW_SKILLS = ("+",)
 
 def tiny_domain() -> ChainDomain:
     """The domain the shipped model was pretrained on."""
-    return ChainDomain()
+    return ChainDomain(default_student=str(TINY_CHAIN_PATH))
 
 
 def load_tiny_student(path: str | Path | None = None, device: str | None = None):
@@ -67,7 +66,9 @@ def variant_domain(variant: str = "v0") -> ChainDomain:
 
     if variant not in CHAIN_VARIANTS:
         raise ValueError(f"chain_variant expects one of {CHAIN_VARIANTS}, actual {variant!r}")
-    return tiny_domain() if variant == "v0" else v1_domain()
+    if variant == "v0":
+        return tiny_domain()
+    return replace(v1_domain(), default_student=str(TINY_CHAIN_V1_PATH))
 
 
 def variant_model_path(variant: str = "v0") -> Path:

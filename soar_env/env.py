@@ -107,34 +107,38 @@ class SoarEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, config: SoarConfig | None = None, preset: str = "tiny",
-                 timing_in_info: bool = False, progress: bool = False, **overrides: Any):
+                 timing_in_info: bool = False, progress: bool = False, domain: Any = None,
+                 **overrides: Any):
+        from soar_env.domains.base import make_domain
+        from soar_env.student.hf import HFStudent
+
         if config is None:
             if preset not in PRESETS:
                 raise ValueError(f"preset expects one of {tuple(PRESETS)}, actual {preset!r}")
             config = PRESETS[preset]()
-        self.config = config.replace(**overrides) if overrides else config
+        if isinstance(domain, str):
+            overrides["domain"] = domain
+        config = config.replace(**overrides) if overrides else config
+        # A Domain object (or the registered name in config.domain) decides prompts, grading,
+        # hard-set candidates and the default student: nothing below depends on which.
+        self.domain = make_domain(domain if domain is not None and not isinstance(domain, str)
+                                  else config.domain, config)
+        if config.domain != self.domain.name:
+            config = config.replace(domain=self.domain.name)
+        if config.accuracy == "exact" and not self.domain.exact_answers:
+            raise ValueError(f"accuracy='exact' needs answers that are one exact string; the "
+                             f"{self.domain.name} domain's are not: use 'greedy' or 'sampled'")
+        self.config = config
         self.timing_in_info = timing_in_info
         self.progress = progress
-        from soar_env import embedded
-
-        if self.config.domain == "chain":
-            variant = self.config.chain_variant
-            self.domain = embedded.variant_domain(variant)
-            self.student = embedded.load_tiny_student(
-                self.config.student or embedded.variant_model_path(variant))
-            max_text = 64
-        else:
-            from soar_env.domains.math import MathDomain
-            from soar_env.student.hf import HFStudent
-
-            # Name only what is missing: the paper preset has a student default (a hub id).
-            for name, what in (("dataset", "a MATH-format JSON/JSONL/parquet file, or 'champ'"),
-                               ("student", "a local model folder or hub id")):
-                if not getattr(self.config, name):
-                    raise ValueError(f"The math domain expects {name}= ({what}); none was given")
-            self.domain = MathDomain()
-            self.student = HFStudent.from_pretrained(self.config.student)
-            max_text = 4096
+        student = self.config.student or self.domain.default_student
+        if not student:
+            raise ValueError(f"The {self.domain.name} domain expects student= (a local model "
+                             "folder or hub id); none was given")
+        # Small-model domains run on CPU (they are faster there than on a GPU's launch overheads).
+        device = "cpu" if self.domain.preset == "tiny" else None
+        self.student = HFStudent.from_pretrained(student, device=device)
+        max_text = self.domain.max_text
         self.reference = None
         if self.config.rl.kl_coef > 0:
             self.reference = type(self.student)(copy.deepcopy(self.student.model),
@@ -222,7 +226,7 @@ class SoarEnv(gym.Env):
                 SimpleNamespace(student_prompt=self._prompt, grade_batch=self.domain.grade_batch),
                 self._candidates(),
                 k=cfg.hard_k, seed=cfg.hard_seed,
-                max_new_tokens=getattr(self.domain, "max_answer_tokens", cfg.rl.max_new_tokens),
+                max_new_tokens=self.domain.max_answer_tokens or cfg.rl.max_new_tokens,
                 progress=True,
             )
             if len(self.hard_set.train) < 1:
@@ -260,8 +264,8 @@ class SoarEnv(gym.Env):
             "parse_errors": errors[:8], "inner_steps": self._inner_steps,
             "baseline_accuracy": self._baseline_accuracy,
         }
-        if hasattr(self.domain, "is_correct") and problems:
-            info["answers_correct"] = sum(self.domain.is_correct(p.question, p.answer)
+        if self.domain.solver is not None and problems:
+            info["answers_correct"] = sum(self.domain.solver.is_correct(p.question, p.answer)
                                           for p in problems)
         intrinsic = cfg.reward_mode in INTRINSIC
         grounded = None
@@ -313,14 +317,7 @@ class SoarEnv(gym.Env):
         return self.student.chat_prompt(self.domain.student_prompt(question))
 
     def _candidates(self) -> list[Problem]:
-        cfg = self.config
-        if cfg.domain == "chain":
-            from soar_env import embedded
-
-            return self.domain.problems(cfg.hard_candidates, embedded.HARD_LENGTHS, seed=cfg.hard_seed)
-        from soar_env.domains.math import load_problems
-
-        return load_problems(cfg.dataset)[: cfg.hard_candidates]
+        return self.domain.hard_candidates(self.config.hard_candidates, self.config.hard_seed)
 
     def _seed(self) -> int:
         return int(self.np_random.integers(2**31 - 1))
@@ -339,7 +336,7 @@ class SoarEnv(gym.Env):
         generator = torch.Generator(device=student.device.type).manual_seed(self._seed())
         rollout = student.sample(prompts, samples, cfg.rl.max_new_tokens, temperature, generator)
         self.compute["sampled_tokens"] += rollout.num_tokens
-        scores = domain.grade_batch(rollout.texts, [a for a in answers for _ in range(samples)])
+        scores = domain.grade_batch(rollout.texts, [p for p in problems for _ in range(samples)])
         return float(np.mean(scores))
 
     def _grounded(self, problems: list[Problem], info: dict) -> tuple[float | None, dict | None]:
@@ -400,7 +397,7 @@ class SoarEnv(gym.Env):
         rollout = student.sample([self._prompt(p.question) for p in problems], s,
                                  cfg.rl.max_new_tokens, 1.0, generator)
         self.compute["sampled_tokens"] += rollout.num_tokens
-        scores = domain.grade_batch(rollout.texts, [p.answer for p in problems for _ in range(s)])
+        scores = domain.grade_batch(rollout.texts, [p for p in problems for _ in range(s)])
         successes = [int(sum(x >= 1.0 for x in scores[i * s : (i + 1) * s]))
                      for i in range(len(problems))]
         info["success_rates"] = [c / s for c in successes]

@@ -117,8 +117,8 @@ class EvalConfig:
 
     @classmethod
     def for_env(cls, env: Any, **overrides: Any) -> EvalConfig:
-        """The env's protocol: its preset's settings and its ``eval_mode`` (HARP: mixed)."""
-        base = cls.tiny() if env.config.domain == "chain" else cls()
+        """The env's protocol: its domain's preset (tiny or the paper's) and ``eval_mode`` (HARP: mixed)."""
+        base = cls.tiny() if env.domain.preset == "tiny" else cls()
         return replace(base, mode=env.config.eval_mode, **overrides)
 
 
@@ -169,7 +169,7 @@ def evaluate_student(
         prompts = [env.student_prompt(p.question) for p in problems]
         p = student.exact_pass_at_1(prompts, [p.answer for p in problems]).double()
         return {k: float((1.0 - (1.0 - p) ** k).mean()) for k in config.ks}
-    max_new = getattr(domain, "max_answer_tokens", None) or (config.rl or env.config.rl).max_new_tokens
+    max_new = domain.max_answer_tokens or (config.rl or env.config.rl).max_new_tokens
     generator = torch.Generator(device=student.device.type).manual_seed(seed)
     totals = {k: 0.0 for k in config.ks}
     batch = max(1, 2048 // config.samples)
@@ -178,7 +178,7 @@ def evaluate_student(
         rollout = student.sample(
             [env.student_prompt(p.question) for p in chunk], config.samples, max_new, 1.0, generator
         )
-        scores = domain.grade_batch(rollout.texts, [p.answer for p in chunk for _ in range(config.samples)])
+        scores = domain.grade_batch(rollout.texts, [p for p in chunk for _ in range(config.samples)])
         for j in range(len(chunk)):
             c = int(sum(s >= 1.0 for s in scores[j * config.samples : (j + 1) * config.samples]))
             for k in config.ks:

@@ -35,7 +35,7 @@ class GradedDomain(Protocol):
     """What hard-set building needs from a domain."""
 
     def student_prompt(self, question: str) -> str: ...
-    def grade_batch(self, completions: list[str], references: list[str]) -> list[float]: ...
+    def grade_batch(self, completions: list[str], problems: list[Problem]) -> list[float]: ...
 
 
 @dataclass
@@ -150,7 +150,7 @@ def success_counts(
         chunk = problems[i : i + per_batch]
         rollout = student.sample([domain.student_prompt(p.question) for p in chunk], k,
                                  max_new_tokens, temperature, generator)
-        scores = domain.grade_batch(rollout.texts, [p.answer for p in chunk for _ in range(k)])
+        scores = domain.grade_batch(rollout.texts, [p for p in chunk for _ in range(k)])
         done = [int(sum(s >= 1.0 for s in scores[j * k : (j + 1) * k])) for j in range(len(chunk))]
         counts += done
         if chunks is not None:

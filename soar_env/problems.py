@@ -124,24 +124,21 @@ def unicode_error(text: str) -> str | None:
 def validated(domain: Any, pairs: list[tuple[str, str]]) -> list[Problem | str]:
     """Each (question, answer) pair as a ``Problem``, or the reason the domain rejects it.
 
-    Uses the domain's ``validate_batch`` when it has one (Math-Verify parses all answers in
-    one bounded batch), else its ``validate`` per pair.
+    The domain's ``validate_batch`` judges them all at once (Math-Verify parses all answers
+    in one bounded batch).
     """
-    if hasattr(domain, "validate_batch"):
-        reasons = domain.validate_batch(pairs)
-    else:
-        reasons = [domain.validate(q, a) for q, a in pairs]
+    reasons = domain.validate_batch(pairs)
     return [why if why else Problem(q, a) for (q, a), why in zip(pairs, reasons)]
 
 
 def text_error(domain: Any, text: str, max_chars: int) -> str | None:
     """Why a question or answer field is unusable as text (too long, bad characters), else None.
 
-    The character rule is the domain's ``text_error`` (``ascii_error`` when it has none).
+    The character rule is the domain's ``text_error`` (e.g. ``ascii_error``, ``unicode_error``).
     """
     if len(text) > max_chars:
         return f"over {max_chars} characters ({len(text)})"
-    return getattr(domain, "text_error", ascii_error)(text)
+    return domain.text_error(text)
 
 
 def problems_from_action(

@@ -21,8 +21,9 @@ from soar_env.config import RLOOConfig  # noqa: F401  (lives with the other conf
 from soar_env.problems import Problem
 from soar_env.student.hf import HFStudent
 
-RewardFn = Callable[[list[str], list[str]], list[float]]
-"""``reward_fn(completions, answers) -> one score per completion`` (TRL's shape)."""
+RewardFn = Callable[[list[str], list[Problem]], list[float]]
+"""``reward_fn(completions, problems) -> one score per completion``, each completion with its
+problem (a domain's ``reward_batch`` or ``grade_batch``)."""
 
 
 class NonFiniteUpdate(RuntimeError):
@@ -82,7 +83,7 @@ class RLOOTrainer:
 
     Args:
         policy: the student being trained (its weights change in place).
-        reward_fn: scores completions against answers.
+        reward_fn: scores completions, each against its problem.
         prompt_fn: turns a question into the student prompt.
         config: hyperparameters.
         reference: frozen model for the KL term; required when ``config.kl_coef > 0``.
@@ -133,8 +134,8 @@ class RLOOTrainer:
             if "inf" in str(error) or "nan" in str(error):
                 raise NonFiniteUpdate(f"sampling failed on diverged weights: {error}") from error
             raise
-        answers = [p.answer for p in batch for _ in range(cfg.samples_per_question)]
-        rewards = torch.tensor(self.reward_fn(rollout.texts, answers), dtype=torch.float32)
+        graded = [p for p in batch for _ in range(cfg.samples_per_question)]
+        rewards = torch.tensor(self.reward_fn(rollout.texts, graded), dtype=torch.float32)
         grouped = rewards.view(len(batch), cfg.samples_per_question)
         advantages = rloo_advantages(grouped)
         # Groups whose samples all scored the same carry no signal: skip their compute.

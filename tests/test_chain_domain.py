@@ -3,6 +3,7 @@ import random
 import pytest
 
 from soar_env.domains.chain import Chain, ChainDomain, apply_op
+from soar_env.problems import Problem
 
 
 def test_format_parse_roundtrip_and_solution(domain):
@@ -26,9 +27,10 @@ def test_malformed_questions_raise_value_error(domain, bad):
 
 def test_teacher_text_is_cut_at_equals(domain):
     question = domain.format_question(Chain(1, (("+", 1),)))
-    assert domain.parse_teacher_text(question + "=2<junk>") == question
-    with pytest.raises(ValueError):
-        domain.parse_teacher_text("1+1=2")
+    assert domain.parse_teacher_sample(question + "=2<junk> ") == (question, "2<junk>")
+    assert domain.parse_teacher_sample(question) == "no '=' after the question"
+    # The question's grammar is the validator's job, with the answer's.
+    assert domain.validate_batch([("1+1", "2")])[0].startswith("question:")
 
 
 def test_grading_needs_the_whole_trace(domain):
@@ -36,7 +38,8 @@ def test_grading_needs_the_whole_trace(domain):
     assert domain.grade(" 8,6,4\n", "8,6,4") == 1.0
     assert domain.grade("8,6", "8,6,4") == 0.0
     assert domain.grade("9,6,4", "8,6,4") == 0.0  # right final state, wrong trace
-    assert domain.grade_batch(["1", "2"], ["1", "1"]) == [1.0, 0.0]
+    problem = Problem("..", "1")
+    assert domain.grade_batch(["1", "2"], [problem, problem]) == [1.0, 0.0]
 
 
 def test_noisy_writer_matches_its_per_skill_accuracy():

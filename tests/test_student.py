@@ -45,7 +45,7 @@ def test_exact_pass_at_1_matches_sampling(student, domain):
     prompts = [domain.student_prompt(p.question) for p in problems]
     exact = student.exact_pass_at_1(prompts, [p.answer for p in problems])
     rollout = student.sample(prompts, 400, 44, 1.0, torch.Generator().manual_seed(0))
-    scores = torch.tensor(domain.grade_batch(rollout.texts, [p.answer for p in problems for _ in range(400)]))
+    scores = torch.tensor(domain.grade_batch(rollout.texts, [p for p in problems for _ in range(400)]))
     sampled = scores.view(8, 400).mean(1)
     # binomial standard error at 400 samples is <= 0.025
     assert torch.allclose(sampled, exact, atol=0.08), (sampled, exact)

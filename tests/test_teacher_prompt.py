@@ -6,8 +6,11 @@ def test_tiny_model_proposes_well_formed_problems(student, domain):
     rollout = student.sample([domain.teacher_prompt], 256, 45, 1.0, torch.Generator().manual_seed(0))
     valid, lengths, skills = 0, set(), set()
     for text in rollout.texts:
+        parsed = domain.parse_teacher_sample(text)
+        if isinstance(parsed, str):
+            continue
         try:
-            chain = domain.parse_question(domain.parse_teacher_text(text))
+            chain = domain.parse_question(parsed[0])
         except ValueError:
             continue
         valid += 1

@@ -91,6 +91,16 @@ class Domain(Protocol):
         """At most ``count`` problems from which the fail@k filter builds the hard set."""
         ...
 
+    def text_error(self, text: str) -> str | None:
+        """Why an action's question or answer text has characters the domain refuses, or None
+        (``soar_env.problems.ascii_error`` and ``unicode_error`` are ready-made rules)."""
+        ...
+
+    def teacher_max_tokens(self, with_answer: bool) -> int | None:
+        """Tokens an LLM teacher samples for one problem (question only, or with its answer);
+        None: the teacher's own config decides."""
+        ...
+
     def parse_teacher_sample(self, text: str) -> tuple[str, str] | str:
         """One LLM-teacher completion as (question, answer), or the reason it is malformed."""
         ...
@@ -159,6 +169,9 @@ def _register_builtins() -> None:
     def math(config: SoarConfig) -> Domain:
         from soar_env.domains.math import MathDomain
 
+        if not config.dataset:  # before any model is loaded: name what is missing at once
+            raise ValueError("The math domain expects dataset= (a MATH-format JSON/JSONL/parquet "
+                             "file, or 'champ'); none was given")
         return MathDomain(config.dataset)
 
     _REGISTRY.setdefault("chain", chain)

@@ -34,6 +34,8 @@ from soar_env.grading import exact_match, exact_match_scores
 from soar_env.problems import Problem, ascii_error
 
 SKILLS: tuple[str, ...] = ("+", "-", "*")
+HARD_LENGTHS = range(18, 21)
+"""Chain lengths of hard-set candidates: inside the pretrained lengths, base pass@1 ~1e-6."""
 ARGUMENTS: dict[str, tuple[int, ...]] = {"+": (1, 2, 3), "-": (1, 2, 3), "*": (2, 3, 7)}
 EMPTY_SLOT = ".."
 TEACHER_PROMPT = "Q:"
@@ -100,6 +102,12 @@ class ChainDomain:
         off_target_share: probability that a pretraining line is an off-target chain (a
             chain is written from one family only).
         alphabet: the characters the tokenizer knows besides its special tokens.
+        default_student: the shipped model folder pretrained on this domain (set by
+            ``soar_env.embedded.variant_domain``).
+        hard_lengths: chain lengths of hard-set candidates.
+
+    It implements the ``Domain`` protocol (``soar_env.domains.base``) with every optional
+    capability: it is its own generator, solver and profiler.
     """
 
     max_len: int = 20
@@ -111,6 +119,12 @@ class ChainDomain:
     off_target: tuple[str, ...] = ()
     off_target_share: float = 0.0
     alphabet: str = ALPHABET
+    default_student: str | None = field(default=None, compare=False)
+    hard_lengths: range = HARD_LENGTHS
+    # Domain protocol: small-model settings, short texts, one exact answer per question.
+    preset = "tiny"
+    max_text = 64
+    exact_answers = True
     # Action texts are printable ASCII (the env's CHARSET); the grammar below is narrower.
     text_error = staticmethod(ascii_error)
 
@@ -127,6 +141,27 @@ class ChainDomain:
         if not 0.0 <= self.off_target_share <= 1.0 or (self.off_target_share and not self.off_target):
             raise ValueError(f"off_target_share expects 0..1 with off_target ops, actual "
                              f"{self.off_target_share}")
+
+    # ---- declared capabilities (soar_env.domains.base) --------------------------------
+    @property
+    def generator(self) -> ChainDomain:
+        return self
+
+    @property
+    def solver(self) -> ChainDomain:
+        return self
+
+    @property
+    def profiler(self) -> ChainDomain:
+        return self
+
+    @property
+    def skills(self) -> tuple[str, ...]:
+        """On-target operations (the hard set's); the off-target family is ``off_target``."""
+        return SKILLS
+
+    def hard_candidates(self, count: int, seed: int) -> list[Problem]:
+        return self.problems(count, self.hard_lengths, seed=seed)
 
     # ---- text formats -------------------------------------------------------------
     @property
@@ -145,6 +180,10 @@ class ChainDomain:
 
     def student_prompt(self, question: str) -> str:
         return f"Q:{question}="
+
+    def teacher_max_tokens(self, with_answer: bool) -> int:
+        """The question and its '=' (one token per character), plus the trace when answered."""
+        return self.question_chars + 1 + (self.max_answer_tokens if with_answer else 0)
 
     def format_question(self, chain: Chain) -> str:
         if not 1 <= chain.length <= self.max_len:
@@ -187,11 +226,12 @@ class ChainDomain:
         """The correct answer (whole trace) of a question."""
         return self.answer(self.parse_question(question))
 
-    def parse_teacher_text(self, text: str) -> str:
-        """The question in a teacher sample (text after the teacher prompt, cut at '=')."""
-        question = text.split("=", 1)[0]
-        self.parse_question(question)
-        return question
+    def parse_teacher_sample(self, text: str) -> tuple[str, str] | str:
+        """A teacher sample (text after the teacher prompt) as (question, trace), cut at '='."""
+        if "=" not in text:
+            return "no '=' after the question"
+        question, trace = text.split("=", 1)
+        return question, trace.strip()
 
     def validate(self, question: str, answer: str) -> str | None:
         """Why a teacher-written problem cannot be used (None when it can).
@@ -207,6 +247,9 @@ class ChainDomain:
         if len(states) != chain.length or not all(len(s) == 1 and s in DIGITS for s in states):
             return f"answer: expects {chain.length} comma-separated digits, actual {answer[:50]!r}"
         return None
+
+    def validate_batch(self, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
+        return [self.validate(q, a) for q, a in pairs]
 
     def diversity_text(self, question: str) -> str:
         """A question as words for diversity measures: ``7 -1 -3`` for ``7-1-3....``."""
@@ -264,12 +307,12 @@ class ChainDomain:
         """Exact match of the whole trace: 1.0 or 0.0 (surrounding whitespace ignored)."""
         return exact_match(completion, reference)
 
-    def grade_batch(self, completions: list[str], references: list[str]) -> list[float]:
-        return exact_match_scores(completions, references)
+    def grade_batch(self, completions: Sequence[str], problems: Sequence[Problem]) -> list[float]:
+        return exact_match_scores(list(completions), [p.answer for p in problems])
 
-    def reward_batch(self, completions: list[str], references: list[str]) -> list[float]:
+    def reward_batch(self, completions: Sequence[str], problems: Sequence[Problem]) -> list[float]:
         """The student's RL reward: the grade itself (whole-trace exact match)."""
-        return exact_match_scores(completions, references)
+        return self.grade_batch(completions, problems)
 
     # ---- problem sources ----------------------------------------------------------
     def random_chain(

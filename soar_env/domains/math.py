@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from soar_env.grading import MAX_ANSWER_CHARS, graded_rewards, is_correct_batch, last_boxed, parses_batch
-from soar_env.problems import Problem, strip_boxed, unicode_error
+from soar_env.problems import Problem, parse_tagged, strip_boxed, unicode_error
 
 logger = logging.getLogger(__name__)
 
@@ -142,10 +143,16 @@ def _answer_of(row: dict[str, Any]) -> str | None:
 class MathDomain:
     """Math problems graded with Math-Verify, in the paper's formats (the env's math domain).
 
+    Implements the ``Domain`` protocol (``soar_env.domains.base``), without optional
+    capabilities (no generator, solver or profiler: problems come from a dataset).
+
+    - ``hard_candidates``: the first problems of ``dataset`` (a MATH-format file, 'champ'
+      or a hub id; ``load_problems``);
     - ``grade_batch``: 1.0 when the last ``\\boxed{}`` verifies against the reference (the
       accuracy measures and the fail@k filter);
     - ``reward_batch``: the paper's graded student reward (the inner loop's RLOO reward);
     - ``text_error``: the characters an action's texts may hold (``unicode_error``);
+    - ``parse_teacher_sample``: the first ``<question>/<answer>`` pair, answer boxed;
     - ``validate``: a teacher problem needs a question and a boxed-able answer of at most
       ``MAX_ANSWER_CHARS`` characters without NUL bytes;
     - ``validate_batch``: ``validate``, then the paper's last check, in one bounded batch:
@@ -153,21 +160,48 @@ class MathDomain:
     """
 
     name = "math"
+    preset = "paper"
     teacher_prompt = TEACHER_PROMPT
+    max_text = 4096
+    max_answer_tokens = None
+    default_student = None
+    exact_answers = False
+    generator = solver = profiler = None
     # Action texts: any printable Unicode (×, π, ≤, Greek...), no control characters but \n, \t.
     text_error = staticmethod(unicode_error)
+
+    def __init__(self, dataset: str | Path | None = None):
+        self.dataset = dataset
+
+    def hard_candidates(self, count: int, seed: int) -> list[Problem]:
+        if not self.dataset:
+            raise ValueError("The math domain expects dataset= (a MATH-format JSON/JSONL/parquet "
+                             "file, or 'champ'); none was given")
+        return load_problems(self.dataset)[:count]  # the dataset's order: seed is unused
 
     @staticmethod
     def student_prompt(question: str) -> str:
         return math_student_prompt(question)
 
     @staticmethod
-    def grade_batch(completions: list[str], references: list[str]) -> list[float]:
-        return [float(ok) for ok in is_correct_batch(completions, references)]
+    def teacher_max_tokens(with_answer: bool) -> None:
+        return None  # the teacher config's max_new_tokens (the paper's: 1024)
 
     @staticmethod
-    def reward_batch(completions: list[str], references: list[str]) -> list[float]:
-        return graded_rewards(completions, references)
+    def parse_teacher_sample(text: str) -> tuple[str, str] | str:
+        pairs, _ = parse_tagged(text)
+        if not pairs:
+            return "no <question>/<answer> pair"
+        answer = last_boxed(pairs[0][1])
+        return "answer without \\boxed{}" if answer is None else (pairs[0][0], answer)
+
+    @staticmethod
+    def grade_batch(completions: Sequence[str], problems: Sequence[Problem]) -> list[float]:
+        return [float(ok) for ok in is_correct_batch(list(completions), [p.answer for p in problems])]
+
+    @staticmethod
+    def reward_batch(completions: Sequence[str], problems: Sequence[Problem]) -> list[float]:
+        return graded_rewards(list(completions), [p.answer for p in problems])
 
     @staticmethod
     def validate(question: str, answer: str) -> str | None:
@@ -181,7 +215,7 @@ class MathDomain:
         return None
 
     @classmethod
-    def validate_batch(cls, pairs: list[tuple[str, str]]) -> list[str | None]:
+    def validate_batch(cls, pairs: Sequence[tuple[str, str]]) -> list[str | None]:
         reasons = [cls.validate(q, a) for q, a in pairs]
         todo = [i for i, why in enumerate(reasons) if why is None]
         for i, ok in zip(todo, parses_batch([pairs[i][1] for i in todo])):

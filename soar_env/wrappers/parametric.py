@@ -19,30 +19,35 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-SKILL_SETS: tuple[tuple[str, ...], ...] = tuple(
-    combo for r in (1, 2, 3) for combo in itertools.combinations(("+", "-", "*"), r)
-)
-"""The 7 non-empty subsets of the chain domain's skills."""
+
+def skill_subsets(skills: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The non-empty subsets of a generator's skills, smallest first."""
+    return tuple(combo for r in range(1, len(skills) + 1) for combo in itertools.combinations(skills, r))
+
+
+SKILL_SETS: tuple[tuple[str, ...], ...] = skill_subsets(("+", "-", "*"))
+"""The 7 non-empty subsets of the chain domain's (on-target) skills: the wrapper's second action."""
 
 
 class ParametricTeacherWrapper(gym.Wrapper):
     """``SoarEnv`` with a MultiDiscrete action (length, skill set) and a Box observation.
 
     Args:
-        env: a ``SoarEnv`` (or a wrapper of one) whose domain has
-            ``problems(n, lengths, seed, skills)`` and ``max_len`` (the chain domain).
+        env: a ``SoarEnv`` (or a wrapper of one) whose domain declares a generator
+            (``soar_env.domains.base.Generator``, e.g. the chain domain).
     """
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         domain = env.unwrapped.domain
-        if not hasattr(domain, "problems") or not hasattr(domain, "max_len"):
+        if domain.generator is None:
             raise ValueError(
                 "ParametricTeacherWrapper expects a domain with a generator (problems(n, lengths, seed, "
-                f"skills) and max_len), actual {type(domain).__name__}"
+                f"skills) and max_len), actual {type(domain).__name__} without one"
             )
-        self.domain = domain
-        self.action_space = spaces.MultiDiscrete([domain.max_len, len(SKILL_SETS)])
+        self.generator = domain.generator
+        self.skill_sets = skill_subsets(tuple(self.generator.skills))
+        self.action_space = spaces.MultiDiscrete([self.generator.max_len, len(self.skill_sets)])
         self.observation_space = env.observation_space["stats"]
         self._rng = np.random.default_rng(0)
 
@@ -57,9 +62,9 @@ class ParametricTeacherWrapper(gym.Wrapper):
         action = np.asarray(action).reshape(-1)
         if action.shape != (2,) or not self.action_space.contains(action.astype(np.int64)):
             raise ValueError(f"Expects an action in {self.action_space}, actual {action.tolist()}")
-        length, skills = int(action[0]) + 1, SKILL_SETS[int(action[1])]
+        length, skills = int(action[0]) + 1, self.skill_sets[int(action[1])]
         seed = int(self._rng.integers(2**31 - 1))
-        problems = self.domain.problems(self.env.unwrapped.config.dataset_size, [length], seed, skills)
+        problems = self.generator.problems(self.env.unwrapped.config.dataset_size, [length], seed, skills)
         return problems, {"length": length, "skills": "".join(skills)}
 
     def step(self, action):
