@@ -158,7 +158,7 @@ def _required() -> list[str]:
 
 
 def _register_builtins() -> None:
-    if "chain" in _REGISTRY and "math" in _REGISTRY:
+    if {"chain", "math", "reasoning-gym"} <= set(_REGISTRY):
         return
 
     def chain(config: SoarConfig) -> Domain:
@@ -174,5 +174,12 @@ def _register_builtins() -> None:
                              "file, or 'champ'); none was given")
         return MathDomain(config.dataset)
 
+    def reasoning_gym(config: SoarConfig) -> Domain:
+        # The adapter module registers itself on import (reasoning-gym is an optional extra).
+        from soar_env.domains import reasoning_gym as adapter
+
+        return adapter.domain_from_config(config)
+
     _REGISTRY.setdefault("chain", chain)
     _REGISTRY.setdefault("math", math)
+    _REGISTRY.setdefault("reasoning-gym", reasoning_gym)

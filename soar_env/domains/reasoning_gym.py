@@ -12,8 +12,8 @@ grades with the task's own checker. SOAR on a task with a real model::
 
     env = gym.make("SOAR-MATH-v0", domain=ReasoningGymDomain("leg_counting", size=2000),
                    student="meta-llama/Llama-3.2-3B-Instruct")
-    # Or by name (importing this module registers it): domain="reasoning-gym",
-    # dataset="leg_counting"; the task's seed is then hard_seed.
+    # Or by name: domain="reasoning-gym", dataset="leg_counting" (the task's seed is then
+    # hard_seed, its size hard_candidates).
     obs, info = env.reset(seed=0)
     teacher_text = "<question>How many legs do 2 cats have?</question><answer>\\boxed{8}</answer>"
     obs, reward, terminated, truncated, info = env.step(teacher_text)
@@ -231,11 +231,11 @@ def _clip(score: Any) -> float:
     return 0.0 if math.isnan(score) else min(1.0, max(0.0, score))
 
 
-def _from_config(config: SoarConfig) -> ReasoningGymDomain:
+def domain_from_config(config: SoarConfig) -> ReasoningGymDomain:
     if not config.dataset:
         raise ValueError("The reasoning-gym domain expects dataset= a reasoning-gym task name, "
                          "e.g. dataset='basic_arithmetic'")
     return ReasoningGymDomain(config.dataset, size=config.hard_candidates, seed=config.hard_seed)
 
 
-register_domain("reasoning-gym", _from_config)
+register_domain("reasoning-gym", domain_from_config)
