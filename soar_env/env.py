@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -14,10 +12,12 @@ from tqdm.auto import tqdm
 
 from soar_env.config import PRESETS, SoarConfig
 from soar_env.hardset import HardSet, build_hard_set
+from soar_env.lab import InnerRun, StudentLab
 from soar_env.problems import CHARSET, Problem, problems_from_action
 from soar_env.promotion import PromotedBank, PromotionRule
 from soar_env.rewards import INTRINSIC, intrinsic_reward
-from soar_env.rl import NonFiniteUpdate, RLOOTrainer
+from soar_env.rl import NonFiniteUpdate
+from soar_env.student.hf import HFStudent
 
 STATS = ("round_fraction", "round_position", "baseline_accuracy", "last_reward",
          "moving_average", "promotions", "bank_fraction", "inner_steps_fraction")
@@ -110,8 +110,6 @@ class SoarEnv(gym.Env):
                  timing_in_info: bool = False, progress: bool = False, domain: Any = None,
                  **overrides: Any):
         from soar_env.domains.base import make_domain
-        from soar_env.student.hf import HFStudent
-
         if config is None:
             if preset not in PRESETS:
                 raise ValueError(f"preset expects one of {tuple(PRESETS)}, actual {preset!r}")
@@ -137,13 +135,10 @@ class SoarEnv(gym.Env):
                              "folder or hub id); none was given")
         # Small-model domains run on CPU (they are faster there than on a GPU's launch overheads).
         device = "cpu" if self.domain.preset == "tiny" else None
-        self.student = HFStudent.from_pretrained(student, device=device)
+        # The lab owns the weights: student, KL reference, base and baseline snapshots.
+        self.lab = StudentLab(HFStudent.from_pretrained(student, device=device), self.domain,
+                              kl_reference=self.config.rl.kl_coef > 0)
         max_text = self.domain.max_text
-        self.reference = None
-        if self.config.rl.kl_coef > 0:
-            self.reference = type(self.student)(copy.deepcopy(self.student.model),
-                                                self.student.tokenizer)
-        self._base = self.student.snapshot()
         self.hard_set: HardSet | None = None
         text = spaces.Text(max_length=max_text, min_length=0, charset=sorted(CHARSET))
         problem = spaces.Dict({"question": text, "answer": text})
@@ -153,13 +148,28 @@ class SoarEnv(gym.Env):
             "stats": spaces.Box(-1.0, 1.0, (len(STATS),), dtype=np.float32),
         })
         self._max_text = max_text
-        self.compute = {"wall_seconds": 0.0, "sampled_tokens": 0, "student_updates": 0}
+        self._wall_seconds = 0.0
 
     # ---- public state ---------------------------------------------------------------
     @property
+    def student(self) -> HFStudent:
+        """The student model (its weights are the lab's: ``env.lab``)."""
+        return self.lab.student
+
+    @property
+    def reference(self) -> HFStudent | None:
+        """The frozen KL reference (None without a KL term)."""
+        return self.lab.reference
+
+    @property
+    def compute(self) -> dict[str, float]:
+        """What this episode used: wall seconds in ``step``, sampled tokens, student updates."""
+        return {"wall_seconds": self._wall_seconds, **self.lab.usage}
+
+    @property
     def baseline(self) -> dict:
         """The current baseline student's weights (load with ``student.restore``)."""
-        return self._baseline
+        return self.lab.baseline
 
     @property
     def promoted_bank(self) -> PromotedBank:
@@ -168,11 +178,11 @@ class SoarEnv(gym.Env):
     @property
     def base_weights(self) -> dict:
         """The base student's weights (the start of every episode and of fresh students)."""
-        return self._base
+        return self.lab.base
 
     def student_prompt(self, question: str) -> str:
         """The prompt the student sees for ``question`` (its chat template applied)."""
-        return self._prompt(question)
+        return self.lab.student_prompt(question)
 
     # ---- checkpoints ----------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -187,7 +197,7 @@ class SoarEnv(gym.Env):
             raise ValueError(f"Expects a round boundary to save the env, actual position {self._pos} "
                              f"of {self.config.group_size} in round {self._round}")
         return {
-            "baseline": None if self._baseline is self._base else self._baseline,
+            "baseline": None if self.lab.baseline is self.lab.base else self.lab.baseline,
             "np_random": self.np_random.bit_generator.state,
             "promotion": self._promotion.state_dict(),
             "bank": {"problems": [p.to_dict() for p in self._bank.problems],
@@ -201,10 +211,10 @@ class SoarEnv(gym.Env):
         """Restore a ``state_dict`` into an env that has been ``reset``."""
         if not hasattr(self, "_promotion"):
             raise RuntimeError("Call reset() before load_state_dict()")
-        self._baseline = self._base if state["baseline"] is None else state["baseline"]
-        self.student.restore(self._baseline)
-        if self.reference is not None:
-            self.reference.restore(self._baseline if self.config.kl_reference == "baseline" else self._base)
+        lab = self.lab
+        lab.baseline = lab.base if state["baseline"] is None else state["baseline"]
+        lab.load_baseline()
+        lab.set_reference(lab.baseline if self.config.kl_reference == "baseline" else lab.base)
         self.np_random.bit_generator.state = state["np_random"]
         self._promotion.load_state_dict(state["promotion"])
         self._bank = PromotedBank([Problem.from_dict(p) for p in state["bank"]["problems"]],
@@ -212,7 +222,9 @@ class SoarEnv(gym.Env):
         self._round, self._pos = state["round"], 0
         self._inner_steps, self._promotions = state["inner_steps"], state["promotions"]
         self._last_reward, self._round_rewards = state["last_reward"], list(state["round_rewards"])
-        self._baseline_accuracy, self.compute = state["baseline_accuracy"], dict(state["compute"])
+        self._baseline_accuracy = state["baseline_accuracy"]
+        self._wall_seconds = state["compute"]["wall_seconds"]
+        self.lab.usage = {k: state["compute"][k] for k in self.lab.usage}
         self._best = None
 
     # ---- gymnasium API --------------------------------------------------------------
@@ -220,10 +232,10 @@ class SoarEnv(gym.Env):
         super().reset(seed=seed)
         cfg = self.config
         if self.hard_set is None:
-            self.student.restore(self._base)
+            self.lab.load(self.lab.base)
             self.hard_set = build_hard_set(
                 self.student,
-                SimpleNamespace(student_prompt=self._prompt, grade_batch=self.domain.grade_batch),
+                self.lab,  # prompts in the chat template, the domain's grading
                 self._candidates(),
                 k=cfg.hard_k, seed=cfg.hard_seed,
                 max_new_tokens=self.domain.max_answer_tokens or cfg.rl.max_new_tokens,
@@ -234,12 +246,13 @@ class SoarEnv(gym.Env):
                     f"The hard set is empty: none of {cfg.hard_candidates} candidates failed "
                     f"all {cfg.hard_k} tries. Use more candidates or a larger hard_k."
                 )
-        self._baseline = self._base
-        self.student.restore(self._base)
+        lab = self.lab
+        lab.baseline = lab.base
+        lab.load(lab.base)
         # Compute used is counted per episode (one teacher-training run).
-        self.compute = {"wall_seconds": 0.0, "sampled_tokens": 0, "student_updates": 0}
-        if self.reference is not None:
-            self.reference.restore(self._base)
+        self._wall_seconds = 0.0
+        lab.usage = {"sampled_tokens": 0, "student_updates": 0}
+        lab.set_reference(lab.base)
         self._promotion = PromotionRule(cfg.tau, cfg.ma_window, cfg.ma_reset_after_promotion)
         self._bank = PromotedBank()
         self._round, self._pos, self._inner_steps = 0, 0, cfg.inner_steps
@@ -280,8 +293,8 @@ class SoarEnv(gym.Env):
             if grounded is not None and (self._best is None or reward > self._best[0]):
                 # Keep only the round's best dataset and its median student (promotion). The
                 # last run's weights are still live: copy them only now that they may be needed.
-                if median["snapshot"] is None:
-                    median["snapshot"] = self.student.snapshot()
+                if median.weights is None:
+                    median.weights = self.lab.snapshot()
                 self._best = (reward, problems, median)
         self._round_rewards.append(reward)
         self._last_reward = reward
@@ -291,12 +304,12 @@ class SoarEnv(gym.Env):
             info.update(self._end_round())
         info["bank_size"] = len(self._bank)
         info["promotions"] = self._promotions
-        self.student.restore(self._baseline)
+        self.lab.load_baseline()
         seconds = time.perf_counter() - started
-        self.compute["wall_seconds"] += seconds
-        info["compute"] = {k: v for k, v in self.compute.items() if k != "wall_seconds"}
+        self._wall_seconds += seconds
+        info["compute"] = dict(self.lab.usage)
         if self.timing_in_info:
-            info["compute"]["wall_seconds"] = self.compute["wall_seconds"]
+            info["compute"]["wall_seconds"] = self._wall_seconds
             info["step_seconds"] = seconds
         truncated = self._round >= cfg.rounds
         return self.observation(), float(reward), False, truncated, info
@@ -309,12 +322,8 @@ class SoarEnv(gym.Env):
                                     replace=False)
         self._reward_questions = [train[i] for i in sorted(idx)]
         self._round_rewards, self._best = [], None
-        self.student.restore(self._baseline)
+        self.lab.load_baseline()
         self._baseline_accuracy = self.accuracy(self._reward_questions)
-
-    def _prompt(self, question: str) -> str:
-        """The student prompt, in the student's chat template when it has one."""
-        return self.student.chat_prompt(self.domain.student_prompt(question))
 
     def _candidates(self) -> list[Problem]:
         return self.domain.hard_candidates(self.config.hard_candidates, self.config.hard_seed)
@@ -322,24 +331,18 @@ class SoarEnv(gym.Env):
     def _seed(self) -> int:
         return int(self.np_random.integers(2**31 - 1))
 
+    def _measure(self) -> dict[str, Any]:
+        """``lab.accuracy``'s settings, with a seed drawn now (none for 'exact')."""
+        cfg = self.config
+        return {"measure": cfg.accuracy, "samples": cfg.accuracy_samples,
+                "max_new_tokens": cfg.rl.max_new_tokens,
+                "seed": None if cfg.accuracy == "exact" else self._seed()}
+
     def accuracy(self, problems: list[Problem]) -> float:
         """The current student's ``Acc`` on ``problems``, by the configured measure."""
-        cfg, domain, student = self.config, self.domain, self.student
-        prompts = [self._prompt(p.question) for p in problems]
-        answers = [p.answer for p in problems]
-        if cfg.accuracy == "exact":
-            return float(student.exact_pass_at_1(prompts, answers).mean())
-        import torch
+        return self.lab.accuracy(problems, **self._measure())
 
-        samples = 1 if cfg.accuracy == "greedy" else cfg.accuracy_samples
-        temperature = 0.0 if cfg.accuracy == "greedy" else 1.0
-        generator = torch.Generator(device=student.device.type).manual_seed(self._seed())
-        rollout = student.sample(prompts, samples, cfg.rl.max_new_tokens, temperature, generator)
-        self.compute["sampled_tokens"] += rollout.num_tokens
-        scores = domain.grade_batch(rollout.texts, [p for p in problems for _ in range(samples)])
-        return float(np.mean(scores))
-
-    def _grounded(self, problems: list[Problem], info: dict) -> tuple[float | None, dict | None]:
+    def _grounded(self, problems: list[Problem], info: dict) -> tuple[float | None, InnerRun | None]:
         """Mean reward of r inner runs, and the median run (the promotion candidate).
 
         Runs whose update went non-finite are skipped and listed in
@@ -347,59 +350,42 @@ class SoarEnv(gym.Env):
         and the step pays ``floor_reward``.
 
         Each run but the last keeps a copy of its weights for the median choice; the last
-        run's weights stay live in the student (snapshot None) until ``step`` restores it.
+        run's weights stay live in the student (weights None) until ``step`` restores it.
         """
         cfg = self.config
-        rl = cfg.rl
         runs, failed = [], []
         for j in range(cfg.inner_runs):
-            self.student.restore(self._baseline)
-            trainer = RLOOTrainer(self.student, self.domain.reward_batch, self._prompt,
-                                  rl, reference=self.reference, seed=self._seed())
+            # Every seed of the run is drawn before it starts (training draws none of the env's).
+            seed, measure = self._seed(), self._measure()
+            steps = tqdm(range(self._inner_steps), desc=f"inner run {j + 1}/{cfg.inner_runs}",
+                         unit="step", leave=False, disable=not self.progress)
             try:
-                steps = tqdm(range(self._inner_steps), desc=f"inner run {j + 1}/{cfg.inner_runs}",
-                             unit="step", leave=False, disable=not self.progress)
-                stats = [trainer.step(problems) for _ in steps]
-                after = self.accuracy(self._reward_questions)
-                if not np.isfinite(after):
-                    raise NonFiniteUpdate(f"accuracy after training is {after}")
+                runs.append(self.lab.run_inner(
+                    problems, self._inner_steps, cfg.rl, seed, self._reward_questions, measure,
+                    before=self._baseline_accuracy, keep_weights=j < cfg.inner_runs - 1, progress=steps))
             except NonFiniteUpdate as error:
                 # A diverged run says nothing about the dataset: skip it, keep the baseline.
                 failed.append(str(error))
-                self.student.restore(self._baseline)
-                continue
-            self.compute["sampled_tokens"] += sum(int(s["sampled_tokens"]) for s in stats)
-            self.compute["student_updates"] += int(sum(s["updated"] for s in stats))
-            runs.append({
-                "reward": after - self._baseline_accuracy, "accuracy_after": after,
-                "train_reward": [s["reward"] for s in stats],
-                "snapshot": self.student.snapshot() if j < cfg.inner_runs - 1 else None,
-            })
         if failed:
             info["nonfinite_runs"] = failed
         if not runs:
             return None, None
-        info["run_rewards"] = [r["reward"] for r in runs]
-        info["accuracy_after"] = [r["accuracy_after"] for r in runs]
-        info["train_reward"] = [float(np.mean(r["train_reward"])) for r in runs]
-        info["train_reward_last"] = [r["train_reward"][-1] for r in runs]
+        info["run_rewards"] = [r.reward for r in runs]
+        info["accuracy_after"] = [r.accuracy_after for r in runs]
+        info["train_reward"] = [float(np.mean(r.train_rewards)) for r in runs]
+        info["train_reward_last"] = [r.train_rewards[-1] for r in runs]
         # The median-reward run (lower median for even r) is the promotion candidate.
-        median = sorted(runs, key=lambda r: r["reward"])[(len(runs) - 1) // 2]
+        median = sorted(runs, key=lambda r: r.reward)[(len(runs) - 1) // 2]
         return float(np.mean(info["run_rewards"])), median
 
     def _intrinsic(self, problems: list[Problem], info: dict) -> float:
         import torch
 
-        cfg, domain, student = self.config, self.domain, self.student
-        student.restore(self._baseline)
+        cfg, lab = self.config, self.lab
+        lab.load_baseline()
         s = cfg.intrinsic_samples
-        generator = torch.Generator(device=student.device.type).manual_seed(self._seed())
-        rollout = student.sample([self._prompt(p.question) for p in problems], s,
-                                 cfg.rl.max_new_tokens, 1.0, generator)
-        self.compute["sampled_tokens"] += rollout.num_tokens
-        scores = domain.grade_batch(rollout.texts, [p for p in problems for _ in range(s)])
-        successes = [int(sum(x >= 1.0 for x in scores[i * s : (i + 1) * s]))
-                     for i in range(len(problems))]
+        generator = torch.Generator(device=lab.student.device.type).manual_seed(self._seed())
+        successes = lab.success_counts(problems, s, cfg.rl.max_new_tokens, generator)
         info["success_rates"] = [c / s for c in successes]
         return intrinsic_reward(cfg.reward_mode, successes, s, [p.question for p in problems])
 
@@ -411,9 +397,9 @@ class SoarEnv(gym.Env):
                "moving_average": self._promotion.moving_average, "promoted": promote}
         if promote:
             _, dataset, median = self._best
-            self._baseline = median["snapshot"]
-            if self.reference is not None and cfg.kl_reference == "baseline":
-                self.reference.restore(self._baseline)
+            self.lab.baseline = median.weights
+            if cfg.kl_reference == "baseline":
+                self.lab.set_reference(self.lab.baseline)
             self._bank.add(dataset, self._round)
             self._promotions += 1
             self._inner_steps = min(cfg.max_inner_steps, self._inner_steps + cfg.promotion_extra_steps)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from soar_env.problems import Problem
-from soar_env.rl import RLOOConfig, RLOOTrainer
+from soar_env.rl import RLOOConfig
 
 KS = (1, 4, 8, 16, 32)
 
@@ -164,23 +164,17 @@ def evaluate_student(
     import torch
 
     problems = list(problems if problems is not None else env.hard_set.test)
-    student, domain = env.student, env.domain
+    lab = env.lab
     if config.measure == "exact":
-        prompts = [env.student_prompt(p.question) for p in problems]
-        p = student.exact_pass_at_1(prompts, [p.answer for p in problems]).double()
+        prompts = [lab.student_prompt(p.question) for p in problems]
+        p = lab.student.exact_pass_at_1(prompts, [p.answer for p in problems]).double()
         return {k: float((1.0 - (1.0 - p) ** k).mean()) for k in config.ks}
-    max_new = domain.max_answer_tokens or (config.rl or env.config.rl).max_new_tokens
-    generator = torch.Generator(device=student.device.type).manual_seed(seed)
+    max_new = env.domain.max_answer_tokens or (config.rl or env.config.rl).max_new_tokens
+    generator = torch.Generator(device=lab.student.device.type).manual_seed(seed)
     totals = {k: 0.0 for k in config.ks}
     batch = max(1, 2048 // config.samples)
     for i in range(0, len(problems), batch):
-        chunk = problems[i : i + batch]
-        rollout = student.sample(
-            [env.student_prompt(p.question) for p in chunk], config.samples, max_new, 1.0, generator
-        )
-        scores = domain.grade_batch(rollout.texts, [p for p in chunk for _ in range(config.samples)])
-        for j in range(len(chunk)):
-            c = int(sum(s >= 1.0 for s in scores[j * config.samples : (j + 1) * config.samples]))
+        for c in lab.success_counts(problems[i : i + batch], config.samples, max_new, generator):
             for k in config.ks:
                 totals[k] += pass_at_k(config.samples, c, k)
     return {k: v / len(problems) for k, v in totals.items()}
@@ -249,18 +243,11 @@ def train_fresh_student(
     Returns the steps taken and the training reward per step.
     """
     rl = config.rl or env.config.rl
-    env.student.restore(env.base_weights)
+    lab = env.lab
+    lab.load(lab.base)
     real = list(env.hard_set.train)
-    trainer = RLOOTrainer(
-        env.student,
-        env.domain.reward_batch,
-        env.student_prompt,
-        rl,
-        reference=env.reference if rl.kl_coef > 0 else None,
-        seed=seed,
-    )
-    if env.reference is not None:
-        env.reference.restore(env.base_weights)
+    trainer = lab.trainer(rl, seed)
+    lab.set_reference(lab.base)
     synthetic = list(curriculum)
     mixed = synthetic + real
     random.Random(seed).shuffle(mixed)
@@ -296,7 +283,7 @@ def evaluate_curriculum(
     from tqdm.auto import tqdm
 
     config = config or EvalConfig.for_env(env)
-    keep = env.student.snapshot()
+    keep = env.lab.snapshot()
     result = EvalResult(name, [])
     try:
         for seed in seeds:
@@ -309,16 +296,16 @@ def evaluate_curriculum(
             result.steps.append(steps)
             result.train_reward.append(rewards)
     finally:
-        env.student.restore(keep)
+        env.lab.load(keep)
     return result
 
 
 def base_pass_at_k(env: Any, seeds: Sequence[int], config: EvalConfig | None = None) -> EvalResult:
     """pass@k of the untrained base student (the paper's 'base' row)."""
     config = config or EvalConfig.for_env(env)
-    keep = env.student.snapshot()
+    keep = env.lab.snapshot()
     try:
-        env.student.restore(env.base_weights)
+        env.lab.load(env.lab.base)
         return EvalResult("base", [evaluate_student(env, seed, config) for seed in seeds])
     finally:
-        env.student.restore(keep)
+        env.lab.load(keep)

@@ -32,8 +32,9 @@ from dataclasses import asdict, dataclass, field
 from soar_env import embedded
 from soar_env.config import tiny
 from soar_env.hardset import HardSet, build_hard_set
+from soar_env.lab import StudentLab
 from soar_env.problems import Problem
-from soar_env.rl import RLOOConfig, RLOOTrainer
+from soar_env.rl import RLOOConfig
 
 
 @dataclass
@@ -124,19 +125,16 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
     domain = embedded.variant_domain(config.variant)
     student = embedded.load_tiny_student(config.model_path
                                          or embedded.variant_model_path(config.variant))
-    base = student.snapshot()
-    prompt = domain.student_prompt
+    lab = StudentLab(student, domain)  # owns the weights: every run starts from lab.base
     started = time.time()
-    hard = build_hard_set(student, domain, embedded.hard_candidates(config.hard_candidates, seed=0),
+    hard = build_hard_set(student, lab, embedded.hard_candidates(config.hard_candidates, seed=0),
                           k=config.k, seed=0, max_new_tokens=domain.max_answer_tokens, progress=True)
     progress(f"hard set: {len(hard.train)} train / {len(hard.test)} test of "
              f"{config.hard_candidates} candidates ({hard.meta['solved_at_least_once']} solved "
              f"at least once in {config.k})")
 
     def exact(problems: list[Problem]) -> float:
-        values = student.exact_pass_at_1([prompt(p.question) for p in problems],
-                                         [p.answer for p in problems])
-        return float(values.mean())
+        return lab.accuracy(problems, "exact", samples=1, max_new_tokens=1, seed=None)
 
     base_test = exact(hard.test)
     summary: dict = {"config": asdict(config), "hard_set": hard.meta, "base_test_pass1": base_test,
@@ -150,9 +148,9 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
     for kind in conditions:
         finals, seconds = [], []
         for seed in config.seeds:
-            student.restore(base)
+            lab.load(lab.base)
             t0 = time.time()
-            trainer = RLOOTrainer(student, domain.grade_batch, prompt, config.rl, seed=seed)
+            trainer = lab.trainer(config.rl, seed)
             stats = trainer.train(_problem_sets(kind, hard, config.dataset_size, seed),
                                   config.long_steps)
             seconds.append(time.time() - t0)
@@ -172,13 +170,13 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
             for rep in range(config.inner_repeats):
                 rng = random.Random(1000 * seed + rep)
                 subset = rng.sample(hard.train, min(config.reward_subset, len(hard.train)))
-                student.restore(base)
+                lab.load(lab.base)
                 before = exact(subset)
                 data_seed = 100 * seed + rep
                 dataset = _problem_sets(kind, hard, config.inner_dataset_size, data_seed)
                 if kind == "hard":
                     dataset = rng.sample(dataset, min(config.inner_dataset_size, len(dataset)))
-                trainer = RLOOTrainer(student, domain.grade_batch, prompt, config.rl, seed=data_seed)
+                trainer = lab.trainer(config.rl, data_seed)
                 trainer.train(dataset, config.inner_steps)
                 gains.append(exact(subset) - before)
                 bar.update()
@@ -189,7 +187,7 @@ def run(config: SteppingStoneConfig, progress: Callable[[str], None] | None = No
         progress(f"inner loop on {kind:10s}: reward {summary['inner'][kind]['mean']:.3e} "
                  f"+- {summary['inner'][kind]['sd']:.1e} over {len(gains)} runs")
     bar.close()
-    student.restore(base)
+    lab.load(lab.base)
     summary["seconds"] = time.time() - started
     summary["acceptance"] = acceptance(summary)
     return summary

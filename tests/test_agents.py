@@ -60,7 +60,7 @@ def test_soar_teacher_learns_and_its_state_round_trips(tmp_path):
     env = small_env(teacher)
     train_teacher(teacher, env, rounds=1, seed=3, log_dir=tmp_path, progress=False)
     assert teacher.updates == 1
-    start = env.unwrapped._base
+    start = env.unwrapped.base_weights
     moved = any(not torch.equal(v, start[k]) for k, v in teacher.policy.snapshot().items())
     assert moved, "a teacher update must change the teacher's weights"
     assert all(torch.equal(v, start[k]) for k, v in env.unwrapped.student.snapshot().items()), (
