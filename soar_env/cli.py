@@ -1,7 +1,7 @@
 """The ``soar-env`` command.
 
 ``stones`` (the stepping-stone experiment on the embedded domain) and ``hardset`` (build an
-env's fail@k hard set). The installed ``soar-env`` command is ``soar_agents.cli``, which
+env's fail@k hard set). The installed ``soar-env`` command is ``soar_agents.app.cli``, which
 adds ``train``, ``eval`` and ``bench``.
 """
 
@@ -63,7 +63,7 @@ def _hardset(args: argparse.Namespace) -> int:
 
 def add_commands(sub) -> None:
     """Add ``stones`` and ``hardset`` to a subparser set (the full ``soar-env`` command is
-    ``soar_agents.cli``, which adds train, eval and bench: they need the teachers)."""
+    ``soar_agents.app.cli``, which adds train, eval and bench: they need the teachers)."""
     stones = sub.add_parser("stones", help="stepping-stone experiment on the embedded domain")
     stones.add_argument("--seeds", type=int, default=3, help="student seeds (default 3)")
     stones.add_argument("--long-steps", type=int, default=120, help="RLOO steps per long run")

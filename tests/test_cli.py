@@ -8,11 +8,11 @@ import time
 import pytest
 from test_runs import Run, _rewards
 
-from soar_agents.cli import UsageError, parse_settings
+from soar_agents.app.cli import UsageError, parse_settings
 
 
 def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "soar_agents.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "soar_agents", *args], capture_output=True,
                           text=True, timeout=120, cwd=cwd)
 
 

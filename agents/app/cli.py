@@ -20,7 +20,7 @@ from typing import Any
 from soar_env import __version__
 from soar_env import cli as env_cli
 
-from . import TEACHERS
+from .. import TEACHERS
 
 
 class UsageError(ValueError):
@@ -87,7 +87,7 @@ def _teacher_settings(teacher: str, raw: dict[str, str]) -> dict[str, Any]:
     from soar_env.fields import coerce_field
     from soar_env.rewards import INTRINSIC
 
-    from .soar_teacher import SoarTeacherConfig
+    from ..teachers.soar_teacher import SoarTeacherConfig
 
     if teacher not in ("soar", "base", *INTRINSIC):  # the teachers built on SoarTeacherConfig
         raise UsageError(f"teacher {teacher!r} has no settings; teacher.* keys are for the LLM "
