@@ -1,7 +1,8 @@
 """The ``soar-env`` command: train, eval and bench teachers; stones and hardset from soar_env.
 
-It lives in ``soar_agents`` because training needs the teachers and ``soar_env`` never
-imports them; ``stones`` and ``hardset`` are ``soar_env.cli``'s own commands.
+The one parser of the command (also ``python -m soar_agents``). It lives in ``soar_agents``
+because training needs the teachers and ``soar_env`` never imports them; ``stones`` and
+``hardset`` are ``soar_env.cli``'s own commands, added here by ``soar_env.cli.add_commands``.
 
     soar-env train                       # SOAR teacher on SOAR-Tiny-v0, 12 rounds, then eval
     soar-env train --resume --out runs/train
