@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .loop import make_teacher_env, train_teacher
-from .protocol import Teacher
+from .app.loop import make_teacher_env, train_teacher
+from .teachers.protocol import Teacher
 
 TEACHERS = (
     "soar",
@@ -35,35 +35,35 @@ TEACHERS = (
 def make_teacher(name: str, **kwargs: Any) -> Teacher:
     """A teacher by name (see ``TEACHERS``); ``kwargs`` go to its constructor."""
     if name == "soar":
-        from .soar_teacher import SoarTeacher
+        from .teachers.soar_teacher import SoarTeacher
 
         return SoarTeacher(**kwargs)
     if name == "base":
-        from .soar_teacher import BaseTeacher
+        from .teachers.soar_teacher import BaseTeacher
 
         return BaseTeacher(**kwargs)
     if name in ("learnability", "rzero", "azr", "sqlm", "spice"):
-        from .intrinsic_teacher import IntrinsicTeacher
+        from .teachers.intrinsic_teacher import IntrinsicTeacher
 
         return IntrinsicTeacher(name, **kwargs)
     if name == "random":
-        from .random_teacher import RandomTeacher
+        from .teachers.random_teacher import RandomTeacher
 
         return RandomTeacher(**kwargs)
     if name == "hard-only":
-        from .hard_only import HardOnlyTeacher
+        from .teachers.hard_only import HardOnlyTeacher
 
         return HardOnlyTeacher(**kwargs)
     if name == "curriculum":
-        from .curriculum_teacher import CurriculumTeacher
+        from .teachers.curriculum_teacher import CurriculumTeacher
 
         return CurriculumTeacher(**kwargs)
     if name == "bandit":
-        from .bandit_teacher import BanditTeacher
+        from .teachers.bandit_teacher import BanditTeacher
 
         return BanditTeacher(**kwargs)
     if name == "sb3-ppo":
-        from .sb3_teacher import Sb3Teacher
+        from .teachers.sb3_teacher import Sb3Teacher
 
         return Sb3Teacher(**kwargs)
     raise ValueError(f"Expects a teacher name in {TEACHERS}, actual {name!r}")

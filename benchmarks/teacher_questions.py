@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from soar_agents import make_teacher, make_teacher_env
-from soar_agents.runs import sample_questions
+from soar_agents.app.runs import sample_questions
 from soar_env.diagnostics import proposal_stats
 from soar_env.evaluation import EvalConfig, evaluate_curriculum
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from soar_agents.cli import parse_settings
-from soar_agents.report import eval_table, plot_pass_at_k
-from soar_agents.runs import evaluate_run, teacher_variant, train_run
+from soar_agents.app.cli import parse_settings
+from soar_agents.app.report import eval_table, plot_pass_at_k
+from soar_agents.app.runs import evaluate_run, teacher_variant, train_run
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--seeds", type=int, default=3)

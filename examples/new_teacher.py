@@ -16,7 +16,7 @@ import random
 from rich.console import Console
 
 from soar_agents import Teacher, train_teacher
-from soar_agents.report import eval_table
+from soar_agents.app.report import eval_table
 from soar_env.evaluation import EvalConfig, evaluate_curriculum
 
 

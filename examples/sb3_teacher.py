@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from soar_agents import make_teacher, train_teacher
-from soar_agents.sb3_teacher import train_ppo
+from soar_agents.teachers.sb3_teacher import train_ppo
 from soar_env.wrappers.parametric import SKILL_SETS
 
 parser = argparse.ArgumentParser()

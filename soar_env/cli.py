@@ -1,8 +1,10 @@
-"""The ``soar-env`` command.
+"""Commands of soar_env alone: ``stones`` and ``hardset``.
 
 ``stones`` (the stepping-stone experiment on the embedded domain) and ``hardset`` (build an
-env's fail@k hard set). The installed ``soar-env`` command is ``soar_agents.cli``, which
-adds ``train``, ``eval`` and ``bench``.
+env's fail@k hard set). ``add_commands`` adds them to a given argparse subparsers object:
+the one ``soar-env`` command (``soar_agents.app.cli``) does, next to ``train``, ``eval`` and
+``bench`` (they need the teachers, and ``soar_env`` never imports them).
+``python -m soar_env.cli`` offers these two alone, without the teachers.
 """
 
 from __future__ import annotations
@@ -62,8 +64,9 @@ def _hardset(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub) -> None:
-    """Add ``stones`` and ``hardset`` to a subparser set (the full ``soar-env`` command is
-    ``soar_agents.cli``, which adds train, eval and bench: they need the teachers)."""
+    """Add ``stones`` and ``hardset`` to ``sub``, an argparse subparsers object (the full
+    ``soar-env`` command, ``soar_agents.app.cli``, adds train, eval and bench: they need the
+    teachers)."""
     stones = sub.add_parser("stones", help="stepping-stone experiment on the embedded domain")
     stones.add_argument("--seeds", type=int, default=3, help="student seeds (default 3)")
     stones.add_argument("--long-steps", type=int, default=120, help="RLOO steps per long run")
@@ -91,7 +94,9 @@ def add_commands(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``stones`` and ``hardset`` alone (``python -m soar_env.cli``), without the teachers."""
-    parser = argparse.ArgumentParser(prog="soar-env", description="SOAR as a Gymnasium environment")
+    # Not "soar-env": that name is the full command's (soar_agents.app.cli).
+    parser = argparse.ArgumentParser(prog="python -m soar_env.cli",
+                                     description="stones and hardset (the full command is soar-env)")
     add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import tempfile
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,6 +21,8 @@ from typing import Protocol
 
 import torch
 
+from soar_env.files import cache_dir as default_cache_dir  # the names this module had
+from soar_env.files import write_atomic
 from soar_env.problems import Problem
 from soar_env.student.hf import HFStudent
 
@@ -61,24 +61,6 @@ class HardSet:
         data = json.loads(text)
         return cls([Problem.from_dict(p) for p in data["train"]],
                    [Problem.from_dict(p) for p in data["test"]], dict(data["meta"]))
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("SOAR_ENV_CACHE", Path.home() / ".cache" / "soar_env"))
-
-
-def write_atomic(file: Path, text: str) -> None:
-    """Write via a temporary file of this writer's own, then rename: concurrent builders of
-    the same file never share a temporary name, and a reader never sees half a file. (Not
-    ``mkstemp``: its files are private (0600), and a cache folder may be shared.)"""
-    tmp = file.parent / f".{file.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(tmp, "x", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, file)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 @dataclass

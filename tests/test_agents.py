@@ -9,7 +9,12 @@ import torch
 
 import soar_env  # noqa: F401
 from soar_agents import TEACHERS, make_teacher, make_teacher_env, train_teacher
-from soar_agents.soar_teacher import SoarTeacher, SoarTeacherConfig, TeacherCannotWrite, problems_from_texts
+from soar_agents.teachers.soar_teacher import (
+    SoarTeacher,
+    SoarTeacherConfig,
+    TeacherCannotWrite,
+    problems_from_texts,
+)
 from soar_env.domains.math import MathDomain
 from soar_env.embedded import tiny_domain
 from soar_env.rl import RLOOConfig

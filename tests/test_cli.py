@@ -1,5 +1,6 @@
 """`soar-env`: mistakes are caught before any work, Ctrl-C keeps what finished."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -8,11 +9,11 @@ import time
 import pytest
 from test_runs import Run, _rewards
 
-from soar_agents.cli import UsageError, parse_settings
+from soar_agents.app.cli import UsageError, main, parse_settings
 
 
 def _cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "soar_agents.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "soar_agents", *args], capture_output=True,
                           text=True, timeout=120, cwd=cwd)
 
 
@@ -77,3 +78,31 @@ def test_ctrl_c_in_the_first_round_then_resume_gives_the_same_rewards(tmp_path):
     resumed = Run(tmp_path / "cut", "--rounds", "2", "--resume")
     assert resumed.wait() == 0, resumed.output()
     assert _rewards(tmp_path / "cut") == _rewards(tmp_path / "whole")
+
+
+def test_one_command_lists_every_subcommand_once():
+    result = _cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: soar-env ")
+    listed = re.findall(r"^    (\w+)", result.stdout, flags=re.MULTILINE)  # not wrapped help lines
+    assert listed == ["train", "eval", "bench", "stones", "hardset"], result.stdout
+
+
+def test_soar_env_cli_alone_offers_only_its_commands():
+    result = subprocess.run([sys.executable, "-m", "soar_env.cli", "--help"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    listed = re.findall(r"^    (\w+)", result.stdout, flags=re.MULTILINE)  # not wrapped help lines
+    assert listed == ["stones", "hardset"], result.stdout
+    assert "usage: soar-env" not in result.stdout  # that name is the full command's
+
+
+def test_console_script_is_the_one_parser():
+    import importlib
+    import pathlib
+    import tomllib
+
+    pyproject = pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml"
+    target = tomllib.loads(pyproject.read_text())["project"]["scripts"]["soar-env"]
+    module, _, name = target.partition(":")
+    assert getattr(importlib.import_module(module), name) is main

@@ -28,7 +28,7 @@ def test_soar_env_never_imports_agents():
 def test_agents_install_under_their_own_name():
     import soar_agents
 
-    assert pathlib.Path(soar_agents.__file__).parent == ROOT / "agents"
+    assert pathlib.Path(soar_agents.__file__).resolve().parent == ROOT / "agents"
 
 
 def test_shipped_model_is_package_data():

@@ -58,7 +58,7 @@ class Run:
     """`soar-env train` in a subprocess (1 thread: both runs do the same arithmetic)."""
 
     def __init__(self, out: Path, *extra: str):
-        cmd = [sys.executable, "-m", "soar_agents.cli", "train", "--rounds", "4", "--seed", "1",
+        cmd = [sys.executable, "-m", "soar_agents", "train", "--rounds", "4", "--seed", "1",
                "--eval-seeds", "0", "--out", str(out), "--set", *SMALL, *extra]
         self.log = out.parent / f"{out.name}-{len(list(out.parent.glob(out.name + '-*.log')))}.log"
         with self.log.open("w") as f:  # a file, not a pipe: a full pipe would block the child
@@ -114,7 +114,7 @@ def test_diversity_measures():
 
 @pytest.mark.slow
 def test_bench_writes_a_leaderboard(tmp_path):
-    cmd = [sys.executable, "-m", "soar_agents.cli", "bench", "--teachers", "random", "learnability",
+    cmd = [sys.executable, "-m", "soar_agents", "bench", "--teachers", "random", "learnability",
            "--seeds", "2", "--rounds", "2", "--eval-steps", "2", "--out", str(tmp_path), "--set", *SMALL,
            "teacher.answers=teacher"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
@@ -153,7 +153,7 @@ FOLDER_SETTINGS = {"dataset_size": 8, "group_size": 2, "inner_steps": 2, "reward
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from soar_agents.runs import train_run
+    from soar_agents.app.runs import train_run
 
     out = tmp_path_factory.mktemp("trained") / "run"
     train_run(out, rounds=2, seed=1, progress=False, overrides=FOLDER_SETTINGS)
@@ -166,7 +166,7 @@ def _copy(trained, tmp_path):
 
 
 def _resume(run, **settings):
-    from soar_agents.runs import train_run
+    from soar_agents.app.runs import train_run
 
     return train_run(run, **{"rounds": 2, "seed": 1, "progress": False, "overrides": FOLDER_SETTINGS,
                              "resume": True, **settings})
@@ -181,7 +181,7 @@ def _checkpoint_files(run):
 
 def _rehash(run):
     """Rewrite the manifest as a careful forger would, to reach the checks behind it."""
-    from soar_agents.checkpoints import sha256_file
+    from soar_agents.app.checkpoints import sha256_file
 
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["files"] = {name: sha256_file(run / name) for name in manifest["files"]}
@@ -206,8 +206,8 @@ def test_resume_of_an_untouched_folder_works(trained, tmp_path):
 def test_a_pickle_payload_in_any_file_never_runs(trained, tmp_path):
     import torch
 
-    from soar_agents.checkpoints import RunFolderError
-    from soar_agents.runs import evaluate_run
+    from soar_agents.app.checkpoints import RunFolderError
+    from soar_agents.app.runs import evaluate_run
 
     marker = tmp_path / "pwned"
     pickle.loads(pickle.dumps(Payload(marker)))  # the payload does run when unpickled
@@ -231,7 +231,7 @@ def test_a_pickle_payload_in_any_file_never_runs(trained, tmp_path):
 
 
 def test_a_flipped_byte_in_any_checkpoint_file_is_refused_by_name(trained, tmp_path):
-    from soar_agents.checkpoints import RunFolderError
+    from soar_agents.app.checkpoints import RunFolderError
 
     for name in _checkpoint_files(trained):
         for where in (0.5, 0.02, 0.98):  # the tensors, the header, the end
@@ -245,9 +245,9 @@ def test_a_flipped_byte_in_any_checkpoint_file_is_refused_by_name(trained, tmp_p
 
 def test_a_resume_with_other_settings_is_refused_with_the_difference(trained, tmp_path):
     from soar_agents import make_teacher
-    from soar_agents.checkpoints import RunFolderError
-    from soar_agents.loop import make_teacher_env, train_teacher
-    from soar_agents.soar_teacher import SoarTeacherConfig
+    from soar_agents.app.checkpoints import RunFolderError
+    from soar_agents.app.loop import make_teacher_env, train_teacher
+    from soar_agents.teachers.soar_teacher import SoarTeacherConfig
 
     run = _copy(trained, tmp_path)
     with pytest.raises(RunFolderError, match="seed: 1 -> 2"):
@@ -273,7 +273,7 @@ def test_a_resume_with_other_settings_is_refused_with_the_difference(trained, tm
 
 
 def test_nan_weights_and_missing_keys_are_refused(trained, tmp_path):
-    from soar_agents.checkpoints import RunFolderError, load_state, save_state
+    from soar_agents.app.checkpoints import RunFolderError, load_state, save_state
 
     run = _copy(trained, tmp_path)
     path = run / json.loads((run / "manifest.json").read_text())["checkpoint"]
@@ -298,8 +298,8 @@ def test_nan_weights_and_missing_keys_are_refused(trained, tmp_path):
 
 
 def test_a_corrupt_eval_json_gives_a_clear_error(trained, tmp_path):
-    from soar_agents.checkpoints import RunFolderError
-    from soar_agents.runs import evaluate_run
+    from soar_agents.app.checkpoints import RunFolderError
+    from soar_agents.app.runs import evaluate_run
 
     run = _copy(trained, tmp_path)
     (run / "eval.json").write_text('{"results": {"Grounded-T": {"0": ')  # cut by a full disk

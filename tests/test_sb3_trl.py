@@ -5,8 +5,8 @@ import pytest
 
 import soar_env  # noqa: F401
 from soar_agents import make_teacher, train_teacher
-from soar_agents.sb3_teacher import make_wrapped_env, train_ppo
-from soar_agents.trl_bridge import DatasetReward, train_with_trl
+from soar_agents.teachers.sb3_teacher import make_wrapped_env, train_ppo
+from soar_agents.teachers.trl_bridge import DatasetReward, train_with_trl
 from soar_env.rl import RLOOConfig
 
 SMALL = dict(dataset_size=4, group_size=2, inner_runs=1, inner_steps=1, reward_questions=8,

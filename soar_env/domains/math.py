@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from soar_env.files import cache_dir, write_atomic
 from soar_env.grading import MAX_ANSWER_CHARS, graded_rewards, is_correct_batch, last_boxed, parses_batch
 from soar_env.problems import Problem, parse_tagged, strip_boxed, unicode_error
 
@@ -310,14 +311,12 @@ def load_problems(dataset: str | Path) -> list[Problem]:
 
 def _hub_file(dataset_id: str) -> Path:
     """Download a hub dataset split to a local JSONL file (cached) and return its path."""
-    import os
-
     name, *rest = dataset_id.split(":")
     # 'id', 'id:split' or 'id:config:split'. The default split is 'test': hard-set
     # candidates are evaluation problems (MATH-500, for one, has only a test split).
     config, split = ([None, None] + rest)[-2:]
     split = split or "test"
-    cache = Path(os.environ.get("SOAR_ENV_CACHE", Path.home() / ".cache" / "soar_env")) / "datasets"
+    cache = cache_dir() / "datasets"
     out = cache / f"{name.replace('/', '__')}__{config or 'default'}__{split}.jsonl"
     if out.is_file():
         return out
@@ -337,8 +336,5 @@ def _hub_file(dataset_id: str) -> Path:
             f"`python -c \"import datasets; datasets.load_dataset('{name}', {config!r}, split='{split}')"
             f".to_json('/data/{name.split('/')[-1]}.jsonl')\"` on a machine with network."
         ) from err
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".{os.getpid()}.tmp")  # one per writer: concurrent loads never share it
-    rows.to_json(str(tmp))
-    tmp.replace(out)
+    write_atomic(out, lambda tmp: rows.to_json(str(tmp)))  # concurrent loads never share a temp file
     return out

@@ -28,7 +28,7 @@ from soar_env.evaluation import (
     interval,
 )
 
-from . import make_teacher
+from .. import make_teacher
 from .checkpoints import RunFolderError, differences, load_weights, read_json, verify_manifest, write_json
 from .loop import has_checkpoint, load_checkpoint, make_teacher_env, train_teacher
 

@@ -12,7 +12,7 @@ spread of the dataset rewards (the tiny preset's rule; 0 = no extra push down). 
 with fewer than ``n`` valid problems is filled up by repeating its valid ones; one with none
 is stepped as all-invalid and gets the env's floor reward.
 
-    from soar_agents.trl_bridge import train_with_trl
+    from soar_agents.teachers.trl_bridge import train_with_trl
     model, history = train_with_trl("SOAR-Tiny-v0", trainer="rloo", rounds=20, output_dir="runs/trl")
 """
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from soar_env.files import write_atomic
 
 
 class RunFolderError(ValueError, RuntimeError):
@@ -27,22 +27,8 @@ class RunFolderError(ValueError, RuntimeError):
     callers that caught either from the older loaders still catch it."""
 
 
-def write_atomic(path: Path, write) -> None:
-    """``write(tmp)`` then rename onto ``path``: a crash leaves the old file or the new one.
-
-    The temporary name is unique, so two writers (or a killed one's leftovers) never share it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=1)))
+    write_atomic(path, json.dumps(obj, indent=1))
 
 
 def read_json(path: Path, what: str = "") -> Any:

@@ -19,6 +19,7 @@ import numpy as np
 import soar_env
 from soar_env.diagnostics import proposal_stats
 
+from ..teachers.protocol import Teacher
 from .checkpoints import (
     RunFolderError,
     differences,
@@ -31,7 +32,6 @@ from .checkpoints import (
     write_json,
 )
 from .logger import RunLogger
-from .protocol import Teacher
 
 
 def make_teacher_env(env_id: str, teacher: Teacher, **overrides: Any) -> gym.Env:

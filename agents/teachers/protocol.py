@@ -1,6 +1,6 @@
 """The teacher protocol: propose datasets from an observation, learn from a round's rewards.
 
-Every teacher in this package implements it, and ``soar_agents.loop.train_teacher`` runs
+Every teacher in this package implements it, and ``soar_agents.train_teacher`` runs
 any of them on any registered env. A round is the env's ``g`` steps: the teacher proposes
 ``g`` datasets of ``n`` problems at once (the SOAR teacher samples all ``g * n`` problems
 together), the loop steps the env once per dataset, and the teacher learns from the ``g``
@@ -16,7 +16,7 @@ from typing import Any
 
 from soar_env.problems import Problem
 
-from .checkpoints import RunFolderError, differences, jsonable, load_state, save_state
+from ..app.checkpoints import RunFolderError, differences, jsonable, load_state, save_state
 
 
 class Teacher:

@@ -4,7 +4,7 @@ PPO learns through its own ``learn`` loop on ``ParametricTeacherWrapper(env)``: 
 is (chain length, skill set), the observation the env's 8 numeric stats. ``Sb3Teacher``
 then runs a trained policy inside ``train_teacher`` like any other teacher.
 
-    python -m soar_agents.sb3_teacher --timesteps 2048 --out runs/sb3_ppo
+    python -m soar_agents.teachers.sb3_teacher --timesteps 2048 --out runs/sb3_ppo
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from typing import Any
 import soar_env
 from soar_env.rewards import INTRINSIC
 
-from . import make_teacher
+from .. import make_teacher
 from .report import format_interval
 from .runs import evaluate_run, leaderboard, mean_diversity, promoted_students, teacher_variant, train_run
 

@@ -1,7 +1,8 @@
 """The ``soar-env`` command: train, eval and bench teachers; stones and hardset from soar_env.
 
-It lives in ``soar_agents`` because training needs the teachers and ``soar_env`` never
-imports them; ``stones`` and ``hardset`` are ``soar_env.cli``'s own commands.
+The one parser of the command (also ``python -m soar_agents``). It lives in ``soar_agents``
+because training needs the teachers and ``soar_env`` never imports them; ``stones`` and
+``hardset`` are ``soar_env.cli``'s own commands, added here by ``soar_env.cli.add_commands``.
 
     soar-env train                       # SOAR teacher on SOAR-Tiny-v0, 12 rounds, then eval
     soar-env train --resume --out runs/train
@@ -20,7 +21,7 @@ from typing import Any
 from soar_env import __version__
 from soar_env import cli as env_cli
 
-from . import TEACHERS
+from .. import TEACHERS
 
 
 class UsageError(ValueError):
@@ -87,7 +88,7 @@ def _teacher_settings(teacher: str, raw: dict[str, str]) -> dict[str, Any]:
     from soar_env.fields import coerce_field
     from soar_env.rewards import INTRINSIC
 
-    from .soar_teacher import SoarTeacherConfig
+    from ..teachers.soar_teacher import SoarTeacherConfig
 
     if teacher not in ("soar", "base", *INTRINSIC):  # the teachers built on SoarTeacherConfig
         raise UsageError(f"teacher {teacher!r} has no settings; teacher.* keys are for the LLM "

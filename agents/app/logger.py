@@ -6,6 +6,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
+from soar_env.files import write_atomic
+
 
 class RunLogger:
     """Writes ``rounds.csv`` and TensorBoard events under ``log_dir``.
@@ -55,12 +57,14 @@ class RunLogger:
 
     def _write_csv(self) -> None:
         columns = list(dict.fromkeys(k for r in self.rows for k in r)) or ["round"]
-        tmp = self.csv_path.with_suffix(".tmp")
-        with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-        tmp.replace(self.csv_path)
+
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, columns)
+                writer.writeheader()
+                writer.writerows(self.rows)
+
+        write_atomic(self.csv_path, write)
 
     def close(self) -> None:
         if self.writer is not None:

@@ -1,0 +1,63 @@
+"""Files on disk: the one atomic write and the one cache folder of the package.
+
+``write_atomic`` is used by every file that a reader (or a resumed run, or another process
+building the same cache entry) may see while it is being written: hard sets and their
+chunks, hub dataset copies, run folders' checkpoints, manifests and logs. ``cache_dir`` is
+where hard sets and hub dataset copies are cached.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$SOAR_ENV_CACHE``, or ``~/.cache/soar_env`` (not created here)."""
+    return Path(os.environ.get("SOAR_ENV_CACHE", Path.home() / ".cache" / "soar_env"))
+
+
+def temporary_name(path: Path) -> Path:
+    """A temporary file next to ``path`` that is this writer's own: ``.NAME.<random>.tmp``.
+
+    Hidden and ending in ``.tmp``, so leftovers of a killed writer are easy to find
+    (``.*.tmp``) and never taken for the file itself.
+    """
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def write_atomic(path: str | Path, data: str | bytes | Callable[[Path], object]) -> None:
+    """Write ``data`` to ``path`` through a temporary file of its own, then rename it onto ``path``.
+
+    ``data`` is text (written as UTF-8), bytes, or a function that writes the file at the
+    path it is given (e.g. ``lambda tmp: save_file(tensors, str(tmp))``). A reader, and a
+    crash at any point, sees the old file or the new one, never half a file; the temporary
+    file is removed when writing fails (Ctrl-C included). Each writer has its own temporary
+    name, so concurrent writers of one file never share one (the last rename wins) and a
+    killed writer's leftovers are never reused. The parent folder is created if missing.
+
+    Not ``tempfile.mkstemp``: its files are private (mode 0600), and the renamed file would
+    keep that mode, while a cache folder may be shared; here the file gets the usual mode
+    (0666 less the umask), like any file the process writes.
+    """
+    if not isinstance(data, str | bytes | bytearray | memoryview) and not callable(data):
+        raise TypeError(f"write_atomic expects str, bytes or a function of a path, "
+                        f"actual {type(data).__name__}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    try:
+        if isinstance(data, str):
+            with open(tmp, "x", encoding="utf-8") as out:
+                out.write(data)
+        elif isinstance(data, bytes | bytearray | memoryview):
+            with open(tmp, "xb") as out:
+                out.write(data)
+        else:
+            data(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
