@@ -88,7 +88,12 @@ _workers: list[_Worker] = []
 _pool_owner = 0  # pid that made the workers: a forked child must not use its parent's
 _closing = False  # set at interpreter exit: no new workers after that
 _ctx: Any = None  # the multiprocessing context the workers start from
-_batch_cpu = 0.0  # CPU seconds the workers spent on the last batch (for tests and benchmarks)
+_batch_cpu = 0.0  # CPU seconds the workers spent on the last batch (last_batch_cpu_seconds)
+
+
+def last_batch_cpu_seconds() -> float:
+    """CPU seconds the grading workers spent on the last guarded batch (benchmarks, tests)."""
+    return _batch_cpu
 
 
 def is_correct(completion: str, reference: str, timeout: float = 2.0, *, fast_path: bool = True) -> bool:

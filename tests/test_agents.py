@@ -181,11 +181,11 @@ def test_bandit_prefers_the_arm_that_pays():
     teacher.setup(env.unwrapped, seed=0)
     for _ in range(len(teacher.arms)):
         teacher.propose({}, 1)
-        arm = teacher._chosen[0]
+        arm = teacher.chosen[0]
         teacher.learn([1.0 if arm == 5 else 0.0], [{}])
     for _ in range(3):
         teacher.propose({}, 1)
-        assert teacher._chosen == [5]
+        assert teacher.chosen == [5]
 
 
 def test_soar_teacher_on_a_math_env_says_when_its_model_cannot_write(tmp_path):

@@ -49,7 +49,7 @@ class BanditTeacher(Teacher):
         self.rng = random.Random(seed)
         self.values = [0.0] * len(self.arms)
         self.pulls = [0] * len(self.arms)
-        self._chosen: list[int] = []
+        self.chosen: list[int] = []  # the arms of the last proposal, one per dataset
 
     def _pick(self) -> int:
         untried = [i for i, n in enumerate(self.pulls) if n == 0]
@@ -61,9 +61,9 @@ class BanditTeacher(Teacher):
         return self.rng.choice([i for i, v in enumerate(self.values) if v == best])
 
     def propose(self, observation: dict, count: int) -> list[list[Problem]]:
-        self._chosen = [self._pick() for _ in range(count)]
+        self.chosen = [self._pick() for _ in range(count)]
         out = []
-        for arm in self._chosen:
+        for arm in self.chosen:
             (lo, hi), skills = LENGTH_BUCKETS[self.arms[arm][0]], ARM_SKILL_SETS[self.arms[arm][1]]
             out.append(
                 self.generator.problems(
@@ -76,7 +76,7 @@ class BanditTeacher(Teacher):
         return out
 
     def learn(self, rewards: list[float], infos: list[dict]) -> dict[str, float]:
-        for arm, reward in zip(self._chosen, rewards):
+        for arm, reward in zip(self.chosen, rewards):
             self.pulls[arm] += 1
             self.values[arm] += self.step_size * (reward - self.values[arm])
         best = max(range(len(self.arms)), key=lambda i: self.values[i])
