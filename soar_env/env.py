@@ -11,6 +11,7 @@ from gymnasium import spaces
 from tqdm.auto import tqdm
 
 from soar_env.config import PRESETS, SoarConfig
+from soar_env.context import TeacherContext
 from soar_env.hardset import HardSet, build_hard_set
 from soar_env.lab import InnerRun, StudentLab
 from soar_env.problems import CHARSET, Problem, problems_from_action
@@ -179,6 +180,14 @@ class SoarEnv(gym.Env):
     def base_weights(self) -> dict:
         """The base student's weights (the start of every episode and of fresh students)."""
         return self.lab.base
+
+    def teacher_context(self) -> TeacherContext:
+        """What a teacher may know of this env (after ``reset``): ``soar_env.context``."""
+        if self.hard_set is None:
+            raise RuntimeError("Call reset() before teacher_context()")
+        cfg = self.config
+        return TeacherContext(self.domain, self.domain.teacher_prompt, cfg.dataset_size, cfg.group_size,
+                              cfg.rounds, tuple(self.hard_set.train), self.lab.student, self.lab.base)
 
     def student_prompt(self, question: str) -> str:
         """The prompt the student sees for ``question`` (its chat template applied)."""

@@ -87,7 +87,7 @@ def train_teacher(
         env = make_teacher_env(env, teacher, **env_overrides)
     obs, _ = env.reset(seed=seed)
     unwrapped = env.unwrapped
-    teacher.setup(unwrapped, seed)
+    teacher.setup(unwrapped.teacher_context(), seed)
     rounds = unwrapped.config.rounds if rounds is None else rounds
     history: list[dict[str, Any]] = []
     start = 0

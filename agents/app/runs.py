@@ -97,7 +97,7 @@ def _load_run(run: Path):
     except (KeyError, TypeError) as err:
         raise RunFolderError(f"{run / 'run.json'} lacks {err}; train again into another folder") from err
     env.reset(seed=seed)
-    agent.setup(env.unwrapped, seed)
+    agent.setup(env.unwrapped.teacher_context(), seed)
     load_checkpoint(run, agent, env.unwrapped, seed, manifest)
     return spec, agent, env.unwrapped
 

@@ -22,7 +22,7 @@ class HardOnlyTeacher(Teacher):
 
     def setup(self, env: Any, seed: int) -> None:
         super().setup(env, seed)
-        self.pool = list(env.hard_set.train)
+        self.pool = list(self.context.hard_train)
         self.rng = random.Random(seed)
 
     def propose(self, observation: dict, count: int) -> list[list[Problem]]:

@@ -14,6 +14,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from soar_env.context import TeacherContext
 from soar_env.problems import Problem
 
 from ..app.checkpoints import RunFolderError, differences, jsonable, load_state, save_state
@@ -35,16 +36,21 @@ class Teacher:
     learns: bool = True
 
     def setup(self, env: Any, seed: int) -> None:
-        """Called once after ``env.reset``: read what the teacher needs from the env.
+        """Called once after ``env.reset``: read what the teacher needs.
 
         Args:
-            env: the *unwrapped* ``SoarEnv`` (domain, config, hard set).
+            env: a ``soar_env.context.TeacherContext`` (what ``train_teacher`` passes), or
+                the unwrapped env, whose ``teacher_context()`` is then taken.
             seed: seeds the teacher's own randomness.
+
+        Sets ``self.context`` and, from it, ``self.domain``, ``self.dataset_size`` and
+        ``self.group_size``.
         """
-        self.env = env
-        self.domain = env.domain
-        self.dataset_size = env.config.dataset_size
-        self.group_size = env.config.group_size
+        context = env if isinstance(env, TeacherContext) else env.teacher_context()
+        self.context = context
+        self.domain = context.domain
+        self.dataset_size = context.dataset_size
+        self.group_size = context.group_size
 
     def propose(self, observation: dict, count: int) -> list[list[Problem]]:
         """``count`` datasets of ``dataset_size`` problems for the next round."""

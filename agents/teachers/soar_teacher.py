@@ -103,7 +103,9 @@ class SoarTeacherConfig:
 
     @classmethod
     def for_env(cls, env: Any, **overrides: Any) -> SoarTeacherConfig:
-        """The tiny preset on tiny domains (the embedded chain domain), the paper's otherwise."""
+        """The tiny preset on tiny domains (the embedded chain domain), the paper's otherwise.
+
+        ``env``: a ``TeacherContext`` or an env (anything with the ``domain``)."""
         return cls.tiny(**overrides) if env.domain.preset == "tiny" else replace(cls(), **overrides)
 
 
@@ -160,12 +162,10 @@ class SoarTeacher(Teacher):
     # ---- setup ------------------------------------------------------------------------
     def setup(self, env: Any, seed: int) -> None:
         super().setup(env, seed)
-        cfg = self.config = self.config or SoarTeacherConfig.for_env(env, **self.settings)
+        cfg = self.config = self.config or SoarTeacherConfig.for_env(self.context, **self.settings)
         if cfg.model is None:
-            # A copy of the env's base student: the teacher starts where the student starts
-            # (the copy gets the base weights; the env's own student is left as it is).
-            self.policy = type(env.student)(copy.deepcopy(env.student.model), env.student.tokenizer)
-            self.policy.restore(env.base_weights)
+            # A copy of the env's base student: the teacher starts where the student starts.
+            self.policy = self.context.base_model()
         else:
             from soar_env.student.hf import HFStudent
 
@@ -181,7 +181,7 @@ class SoarTeacher(Teacher):
         if cfg.update and cfg.kl_coef > 0:
             self.reference = type(self.policy)(copy.deepcopy(self.policy.model), self.policy.tokenizer)
             self.reference.model.requires_grad_(False)
-        horizon = cfg.total_rounds or env.config.rounds
+        horizon = cfg.total_rounds or self.context.rounds
         self.optimizer = torch.optim.AdamW(
             self.policy.model.parameters(), lr=cfg.learning_rate, weight_decay=0.0
         )
