@@ -32,7 +32,8 @@ class HillClimbTeacher(Teacher):
     def propose(self, observation, count):
         self.lengths = [max(1, min(20, self.best + self.rng.choice((-2, -1, 0, 1, 2)))) for _ in range(count)]
         seeds = [self.rng.randrange(2**31) for _ in self.lengths]
-        return [self.domain.generator.problems(self.dataset_size, [n], seed=s) for n, s in zip(self.lengths, seeds)]
+        generator = self.domain.generator
+        return [generator.problems(self.dataset_size, [n], seed=s) for n, s in zip(self.lengths, seeds)]
 
     def learn(self, rewards, infos):
         reward, length = max(zip(rewards, self.lengths))
