@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -76,6 +77,63 @@ def policy_gradient_loss(
         loss = loss + kl_coef * kl
         stats["kl"] = kl.item()
     return loss, stats
+
+
+@dataclass
+class PolicyBatch:
+    """Sequences to push up or down: prompts (each repeated ``samples`` times), completions,
+    one advantage per completion, and the batch's share of the update's mean loss."""
+
+    prompt_ids: Tensor
+    prompt_mask: Tensor
+    completion_ids: Tensor
+    completion_mask: Tensor
+    samples: int
+    advantages: Tensor
+    weight: float = 1.0
+
+
+def policy_gradient_update(
+    policy: HFStudent,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[PolicyBatch],
+    max_grad_norm: float,
+    temperature: float = 1.0,
+    reference: HFStudent | None = None,
+    kl_coef: float = 0.0,
+) -> dict[str, float]:
+    """One optimizer step of the REINFORCE/RLOO loss, accumulated over ``batches``.
+
+    The one update loop of the package: the student's inner loop (one batch) and the SOAR
+    teacher (micro-batches weighted by their share of the rows) both call it. A non-finite
+    loss or weights raise ``NonFiniteUpdate`` before the weights can reach sampling.
+    Returns the weighted loss statistics and the gradient norm before clipping.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    policy.model.train()
+    totals: dict[str, float] = {}
+    for batch in batches:
+        args = (batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask)
+        logprobs = policy.token_logprobs(*args, temperature=temperature, samples=batch.samples)
+        ref = None
+        if reference is not None and kl_coef > 0:
+            with torch.no_grad():
+                ref = reference.token_logprobs(*args, temperature=temperature, samples=batch.samples)
+        loss, parts = policy_gradient_loss(logprobs, batch.completion_mask,
+                                           batch.advantages.to(logprobs.device), ref, kl_coef)
+        if not torch.isfinite(loss):
+            raise NonFiniteUpdate(f"RLOO loss is {loss.item()} (check learning_rate and kl_coef)")
+        (loss if batch.weight == 1.0 else loss * batch.weight).backward()
+        for key, value in parts.items():
+            totals[key] = totals.get(key, 0.0) + value * batch.weight
+    grad_norm = torch.nn.utils.clip_grad_norm_(policy.model.parameters(), max_grad_norm)
+    optimizer.step()
+    policy.model.eval()
+    # One pass over the weights per update: a non-finite weight would otherwise only
+    # surface in the next sampling call, deep inside torch.multinomial.
+    if not all(torch.isfinite(p).all() for p in policy.model.parameters()):
+        raise NonFiniteUpdate("RLOO update produced non-finite weights (check learning_rate and kl_coef)")
+    return {**totals, "grad_norm": float(grad_norm)}
 
 
 class RLOOTrainer:
@@ -151,31 +209,13 @@ class RLOOTrainer:
             groups = live.view(len(batch), s)[:, 0].nonzero().squeeze(-1).to(self.policy.device)
             rows = live.nonzero().squeeze(-1).to(self.policy.device)
             # Unique prompts of the live groups: each is encoded once for its s samples.
-            args = (rollout.prompt_ids[::s][groups], rollout.prompt_mask[::s][groups],
-                    rollout.completion_ids[rows], rollout.completion_mask[rows])
-            self.policy.model.train()
-            logprobs = self.policy.token_logprobs(*args, temperature=cfg.temperature, samples=s)
-            ref = None
-            if cfg.kl_coef > 0:
-                with torch.no_grad():
-                    ref = self.reference.token_logprobs(*args, temperature=cfg.temperature,
-                                                        samples=s)
-            loss, loss_stats = policy_gradient_loss(
-                logprobs, args[3], advantages.flatten().to(logprobs.device)[rows], ref, cfg.kl_coef
-            )
-            if not torch.isfinite(loss):
-                raise NonFiniteUpdate(f"RLOO loss is {loss.item()} (check learning_rate and kl_coef)")
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.policy.model.parameters(), cfg.max_grad_norm)
-            self.optimizer.step()
-            self.policy.model.eval()
-            # One pass over the weights per update: a non-finite weight would otherwise only
-            # surface in the next sampling call, deep inside torch.multinomial.
-            if not all(torch.isfinite(p).all() for p in self.policy.model.parameters()):
-                raise NonFiniteUpdate("RLOO update produced non-finite weights "
-                                      "(check learning_rate and kl_coef)")
-            stats.update(loss_stats, updated=1.0)
+            batch = PolicyBatch(rollout.prompt_ids[::s][groups], rollout.prompt_mask[::s][groups],
+                                rollout.completion_ids[rows], rollout.completion_mask[rows], s,
+                                advantages.flatten().to(self.policy.device)[rows])
+            update = policy_gradient_update(self.policy, self.optimizer, [batch], cfg.max_grad_norm,
+                                            cfg.temperature, self.reference, cfg.kl_coef)
+            update.pop("grad_norm")
+            stats.update(update, updated=1.0)
         stats["seconds"] = time.perf_counter() - start
         return stats
 

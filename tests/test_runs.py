@@ -132,6 +132,13 @@ def test_bench_writes_a_leaderboard(tmp_path):
     assert {t: c["rounds"] for t, c in summary["compute"].items()} == {"random": 0, "learnability": 2}
     assert summary["compute"]["learnability"]["train_seconds"] > 0
     assert summary["compute"]["random"]["train_seconds"] == 0
+    # Evaluation seconds are recorded with each result, so a rerun (all cached) still has them.
+    first = summary["compute"]["random"]["eval_seconds"]
+    assert first > 0
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((tmp_path / "leaderboard.json").read_text())["compute"]["random"]["eval_seconds"] == first
     assert summary["compute"]["learnability"]["sampled_tokens"] > 0  # the equal-compute view
     # What reproduces the table: env, teachers, seeds, package version, evaluation settings.
     assert summary["env"] == "SOAR-Tiny-v0" and summary["seeds"] == [0, 1]

@@ -16,7 +16,6 @@ sampled tokens and wall seconds. Writes ``leaderboard.md``, ``leaderboard.json``
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,8 @@ from .report import format_interval
 from .runs import evaluate_run, leaderboard, mean_diversity, promoted_students, teacher_variant, train_run
 
 LLM_SETTINGS = ("soar", "base", *INTRINSIC)  # the teachers built on SoarTeacherConfig
-DIVERSITY = ("vendi", "self_bleu", "distinct_fraction", "length_entropy", "skill_entropy", "mean_length")
+DIVERSITY = ("vendi", "self_bleu", "distinct_fraction", "length_entropy", "skill_entropy", "mean_length",
+             "off_target_fraction")
 
 
 def run_bench(
@@ -64,9 +64,10 @@ def run_bench(
             compute.setdefault(teacher, []).append(_run_compute(history))
             own = teacher_variant(teacher)
             variants = [own, "PQ", "PS"] + (["Hard-Only", "base"] if i == 0 else [])
-            started = time.perf_counter()
             evaluated = evaluate_run(run, [seed], variants=_available(run, variants), eval_steps=eval_steps)
-            compute[teacher][-1]["eval_seconds"] = time.perf_counter() - started
+            # As recorded when each evaluation ran (0 for results of versions before 0.3).
+            compute[teacher][-1]["eval_seconds"] = sum(
+                per_seed.get(str(seed), 0.0) for per_seed in evaluated.get("seconds", {}).values())
             eval_settings = evaluated.get("settings", eval_settings)
             for variant, per_seed in evaluated["results"].items():
                 if str(seed) in per_seed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,7 @@ def evaluate_run(
         todo = [s for s in seeds if str(s) not in done]
         if not todo:
             continue
+        started = time.perf_counter()
         if variant == own:
             if questions is None:
                 questions = sample_questions(agent, env, config.teacher_questions)
@@ -166,8 +168,11 @@ def evaluate_run(
             raise ValueError(
                 f"Expects a variant in {[own, 'PQ', 'PS', 'Hard-Only', 'base']}, actual {variant!r}"
             )
+        seconds = (time.perf_counter() - started) / len(todo)
         for seed, scores in zip(todo, result.per_seed):
             done[str(seed)] = {str(k): v for k, v in scores.items()}
+            # Wall seconds per (variant, seed), so a resumed bench still reports what it cost.
+            results.setdefault("seconds", {}).setdefault(variant, {})[str(seed)] = seconds
         write_json(path, results)
     return results
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from soar_env.problems import Problem, validated
-from soar_env.rl import policy_gradient_loss, rloo_advantages
+from soar_env.rl import PolicyBatch, policy_gradient_update, rloo_advantages
 
 from .protocol import Teacher
 
@@ -284,9 +284,7 @@ class SoarTeacher(Teacher):
         rows = [(ids, a) for ids, a in rows if a != 0.0]
         if not rows:
             return {**stats, "updated": 0.0}
-        self.policy.model.train()
-        self.optimizer.zero_grad(set_to_none=True)
-        totals: dict[str, float] = {}
+        batches = []
         for start in range(0, len(rows), cfg.microbatch):
             chunk = rows[start : start + cfg.microbatch]
             width = max(len(ids) for ids, _ in chunk)
@@ -294,29 +292,18 @@ class SoarTeacher(Teacher):
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
             for i, (row, _) in enumerate(chunk):
                 ids[i, : len(row)], mask[i, : len(row)] = row.cpu(), 1
-            ids, mask = ids.to(self.policy.device), mask.to(self.policy.device)
-            args = (self._last["prompt_ids"], self._last["prompt_mask"], ids, mask)
-            logprobs = self.policy.token_logprobs(*args, temperature=cfg.temperature, samples=len(chunk))
-            ref = None
-            if self.reference is not None:
-                with torch.no_grad():
-                    ref = self.reference.token_logprobs(
-                        *args, temperature=cfg.temperature, samples=len(chunk)
-                    )
-            a = torch.tensor([a for _, a in chunk], dtype=torch.float32, device=logprobs.device)
-            loss, parts = policy_gradient_loss(logprobs, mask, a, ref, cfg.kl_coef)
-            (loss * len(chunk) / len(rows)).backward()  # the mean over all rows, in pieces
-            for key, value in parts.items():
-                totals[key] = totals.get(key, 0.0) + value * len(chunk) / len(rows)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.model.parameters(), cfg.max_grad_norm)
-        self.optimizer.step()
+            a = torch.tensor([a for _, a in chunk], dtype=torch.float32)
+            # Every row shares the one teacher prompt; each chunk weighs its share of the rows.
+            batches.append(PolicyBatch(self._last["prompt_ids"], self._last["prompt_mask"],
+                                       ids.to(self.policy.device), mask.to(self.policy.device),
+                                       len(chunk), a, len(chunk) / len(rows)))
+        totals = policy_gradient_update(self.policy, self.optimizer, batches, cfg.max_grad_norm,
+                                        cfg.temperature, self.reference, cfg.kl_coef)
         self.scheduler.step()
-        self.policy.model.eval()
         self.updates += 1
         return {
             **stats,
             **totals,
-            "grad_norm": float(grad_norm),
             "updated": 1.0,
             "advantage_spread": float(adv.abs().max()),
         }
