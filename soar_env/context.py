@@ -9,7 +9,6 @@ private to the env.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +41,6 @@ class TeacherContext:
     def base_model(self) -> Any:
         """A new copy of the student model (an ``HFStudent``) with the base weights: the
         teacher's own, to train as it likes; the env's student is not touched."""
-        copied = type(self._student)(copy.deepcopy(self._student.model), self._student.tokenizer)
+        copied = self._student.copy()
         copied.restore(self._base_weights)
         return copied

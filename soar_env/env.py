@@ -93,6 +93,11 @@ class SoarEnv(gym.Env):
     ``info`` (off by default: they differ between identical runs, so Gymnasium's
     determinism check would fail); they are always on ``env.unwrapped.compute``.
     ``progress=True`` shows a transient progress bar over each inner run's RLOO steps.
+    ``domain=`` a registered name or a ``Domain`` object (``docs/domains.md``).
+    Machine settings (not recorded as algorithm settings): ``max_batch_tokens=N`` bounds
+    the tokens of one forward pass (sampling in prompt chunks, updates in micro-batches:
+    for large students); ``precision`` is 'fp32' (CPU default), 'bf16-mixed' (CUDA
+    default: fp32 master weights, bf16 compute) or 'bf16'.
 
     ## Version History
     * v0: initial version (SOAR-Tiny-v0, SOAR-MATH-v0, SOAR-HARP-v0, SOAR-CHAMP-v0).
@@ -109,6 +114,7 @@ class SoarEnv(gym.Env):
 
     def __init__(self, config: SoarConfig | None = None, preset: str = "tiny",
                  timing_in_info: bool = False, progress: bool = False, domain: Any = None,
+                 max_batch_tokens: int | None = None, precision: str | None = None,
                  **overrides: Any):
         from soar_env.domains.base import make_domain
         if config is None:
@@ -137,8 +143,11 @@ class SoarEnv(gym.Env):
         # Small-model domains run on CPU (they are faster there than on a GPU's launch overheads).
         device = "cpu" if self.domain.preset == "tiny" else None
         # The lab owns the weights: student, KL reference, base and baseline snapshots.
-        self.lab = StudentLab(HFStudent.from_pretrained(student, device=device), self.domain,
-                              kl_reference=self.config.rl.kl_coef > 0)
+        # Memory knobs of the machine, not of the algorithm (HFStudent): a token budget per
+        # forward pass, and the precision ('bf16-mixed' on CUDA by default).
+        model = HFStudent.from_pretrained(student, device=device, precision=precision,
+                                          max_batch_tokens=max_batch_tokens)
+        self.lab = StudentLab(model, self.domain, kl_reference=self.config.rl.kl_coef > 0)
         max_text = self.domain.max_text
         self.hard_set: HardSet | None = None
         text = spaces.Text(max_length=max_text, min_length=0, charset=sorted(CHARSET))

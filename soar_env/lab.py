@@ -19,7 +19,6 @@ which process or order runs an experiment. Sampled tokens and updates are counte
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,7 +57,7 @@ class StudentLab:
         self.student, self.domain = student, domain
         self.reference: HFStudent | None = None
         if kl_reference:
-            self.reference = type(student)(copy.deepcopy(student.model), student.tokenizer)
+            self.reference = student.copy()
         self.base: Weights = student.snapshot()
         self.baseline: Weights = self.base
         self.usage = {"sampled_tokens": 0, "student_updates": 0}

@@ -208,11 +208,22 @@ class RLOOTrainer:
             s = cfg.samples_per_question
             groups = live.view(len(batch), s)[:, 0].nonzero().squeeze(-1).to(self.policy.device)
             rows = live.nonzero().squeeze(-1).to(self.policy.device)
-            # Unique prompts of the live groups: each is encoded once for its s samples.
-            batch = PolicyBatch(rollout.prompt_ids[::s][groups], rollout.prompt_mask[::s][groups],
-                                rollout.completion_ids[rows], rollout.completion_mask[rows], s,
-                                advantages.flatten().to(self.policy.device)[rows])
-            update = policy_gradient_update(self.policy, self.optimizer, [batch], cfg.max_grad_norm,
+            # Unique prompts of the live groups: each is encoded once for its s samples. Under
+            # the student's token budget the groups go in micro-batches (gradient accumulation).
+            width = rollout.prompt_ids.shape[1] + rollout.completion_ids.shape[1]
+            per_pass = self.policy.rows_per_pass(width)
+            step = len(groups) if per_pass is None else max(1, per_pass // s)
+            flat = advantages.flatten().to(self.policy.device)
+            batches = []
+            for g in range(0, len(groups), step):
+                chunk = groups[g : g + step]
+                chunk_rows = rows[g * s : (g + len(chunk)) * s]
+                batches.append(PolicyBatch(
+                    rollout.prompt_ids[::s][chunk], rollout.prompt_mask[::s][chunk],
+                    rollout.completion_ids[chunk_rows], rollout.completion_mask[chunk_rows], s,
+                    flat[chunk_rows], 1.0 if len(batches) == 0 and step >= len(groups)
+                    else len(chunk) / len(groups)))
+            update = policy_gradient_update(self.policy, self.optimizer, batches, cfg.max_grad_norm,
                                             cfg.temperature, self.reference, cfg.kl_coef)
             update.pop("grad_norm")
             stats.update(update, updated=1.0)

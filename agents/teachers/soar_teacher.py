@@ -21,7 +21,6 @@ Two choices the paper leaves to us, both options here:
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 from dataclasses import asdict, dataclass, field, replace
@@ -179,7 +178,7 @@ class SoarTeacher(Teacher):
         self.prompt = self.policy.chat_prompt(self.domain.teacher_prompt)
         self.reference = None
         if cfg.update and cfg.kl_coef > 0:
-            self.reference = type(self.policy)(copy.deepcopy(self.policy.model), self.policy.tokenizer)
+            self.reference = self.policy.copy()
             self.reference.model.requires_grad_(False)
         horizon = cfg.total_rounds or self.context.rounds
         self.optimizer = torch.optim.AdamW(

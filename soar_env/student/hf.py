@@ -9,8 +9,10 @@ decoder-only HF model works (Llama, Qwen, GPT-2 style).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +88,34 @@ def _cache_of(output):
     return cache if cache is not None else output.past_key_values
 
 
+PRECISIONS = ("fp32", "bf16-mixed", "bf16")
+"""``from_pretrained`` precisions: fp32 weights and compute (the CPU default); fp32 master
+weights with bf16 compute under autocast (the CUDA default: AdamW's small steps survive);
+pure bf16 (half the weight memory; at lr 1e-5 most updates round away)."""
+
+
+def _concat_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
+    """Rollouts of consecutive prompt chunks as one (prompts left-padded, completions right)."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def stack(tensors: list[Tensor], fill: int, left: bool) -> Tensor:
+        width = max(t.shape[1] for t in tensors)
+        out = []
+        for t in tensors:
+            pad = t.new_full((t.shape[0], width - t.shape[1]), fill)
+            out.append(torch.cat([pad, t] if left else [t, pad], dim=1))
+        return torch.cat(out)
+
+    return Rollout(
+        stack([p.prompt_ids for p in parts], pad_id, left=True),
+        stack([p.prompt_mask for p in parts], 0, left=True),
+        stack([p.completion_ids for p in parts], pad_id, left=False),
+        stack([p.completion_mask for p in parts], 0, left=False),
+        [t for p in parts for t in p.texts], parts[0].samples,
+    )
+
+
 class HFStudent:
     """A causal LM and its tokenizer, with what the RL inner loop needs.
 
@@ -93,11 +123,23 @@ class HFStudent:
         model: a ``transformers`` causal LM.
         tokenizer: its tokenizer; needs an end token and a pad token (the end token is
             used as pad when there is none).
+        max_batch_tokens: the most tokens (rows x sequence length) one forward pass may
+            hold: sampling runs prompt chunks under it, the RLOO update micro-batches under
+            it (``soar_env.rl``), so activations and logits stay bounded for large students.
+            None: no limit (the tiny CPU models; results then equal unchunked ones bit for
+            bit; a limit changes the order of float sums, as another GPU would).
+        compute_dtype: run forwards under ``torch.autocast`` in this dtype (bf16 compute on
+            fp32 master weights); None: the weights' dtype.
     """
 
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, max_batch_tokens: int | None = None,
+                 compute_dtype: torch.dtype | None = None):
+        if max_batch_tokens is not None and max_batch_tokens < 1:
+            raise ValueError(f"max_batch_tokens expects >= 1 or None, actual {max_batch_tokens}")
         self.model = model
         self.tokenizer = tokenizer
+        self.max_batch_tokens = max_batch_tokens
+        self.compute_dtype = compute_dtype
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.eos_id = tokenizer.eos_token_id
@@ -110,15 +152,24 @@ class HFStudent:
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, device: str | None = None,
-                        dtype: torch.dtype | None = None) -> HFStudent:
-        """Load a causal LM from a local folder or a hub id. fp32 on CPU, bf16 on CUDA.
+                        dtype: torch.dtype | None = None, precision: str | None = None,
+                        max_batch_tokens: int | None = None) -> HFStudent:
+        """Load a causal LM from a local folder or a hub id.
+
+        ``precision`` (``PRECISIONS``): 'fp32' on CPU and 'bf16-mixed' on CUDA by default;
+        ``dtype`` (older argument) sets the weights' dtype directly. ``max_batch_tokens``:
+        see the class.
 
         A hub id is read from the local Hugging Face cache first; only when it is not
         cached (and ``HF_HUB_OFFLINE`` is not set) is the hub asked, and any failure
         there ends in one error that says how to pass a local folder instead.
         """
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = dtype or (torch.bfloat16 if device.startswith("cuda") else torch.float32)
+        precision = precision or ("bf16-mixed" if device.startswith("cuda") else "fp32")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision expects one of {PRECISIONS}, actual {precision!r}")
+        compute = torch.bfloat16 if precision == "bf16-mixed" else None
+        dtype = dtype or (torch.bfloat16 if precision == "bf16" else torch.float32)
         path = Path(name_or_path)
         if path.exists() or str(name_or_path).startswith((".", "/", "~")):
             if not (path / "config.json").exists():
@@ -131,7 +182,23 @@ class HFStudent:
             model, tokenizer = _load_hub(str(name_or_path), dtype)
         model.to(device)
         model.eval()
-        return cls(model, tokenizer)
+        return cls(model, tokenizer, max_batch_tokens=max_batch_tokens, compute_dtype=compute)
+
+    def copy(self) -> HFStudent:
+        """An independent copy (model, tokenizer, token budget and precision)."""
+        return type(self)(deepcopy(self.model), self.tokenizer, self.max_batch_tokens, self.compute_dtype)
+
+    def autocast(self):
+        """The forward context: bf16 autocast on fp32 weights when mixed, else nothing."""
+        if self.compute_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.compute_dtype)
+
+    def rows_per_pass(self, sequence_tokens: int) -> int | None:
+        """How many sequences of ``sequence_tokens`` fit one pass (None: no limit)."""
+        if self.max_batch_tokens is None:
+            return None
+        return max(1, self.max_batch_tokens // max(1, sequence_tokens))
 
     @property
     def device(self) -> torch.device:
@@ -197,6 +264,22 @@ class HFStudent:
             raise ValueError(f"temperature expects >= 0, actual {temperature}")
         if self.device.type == "cpu":
             threads.adapt()  # one thread while another process holds a core (soar_env.threads)
+        # Under a token budget, prompt chunks run one after another (one generator stream).
+        longest = max((len(self.tokenizer(p, add_special_tokens=True)["input_ids"]) for p in prompts),
+                      default=0) if self.max_batch_tokens is not None else 0
+        per_pass = self.rows_per_pass((longest + max_new_tokens) * samples)
+        if per_pass is None or per_pass >= len(prompts):
+            with self.autocast():
+                return self._sample(prompts, samples, max_new_tokens, temperature, generator)
+        parts = []
+        for i in range(0, len(prompts), per_pass):
+            with self.autocast():
+                parts.append(self._sample(prompts[i : i + per_pass], samples, max_new_tokens,
+                                          temperature, generator))
+        return _concat_rollouts(parts, self.pad_id)
+
+    def _sample(self, prompts: Sequence[str], samples: int, max_new_tokens: int, temperature: float,
+                generator: torch.Generator | None) -> Rollout:
         unique_ids, unique_mask = self.encode_prompts(prompts)
         prompt_ids = unique_ids.repeat_interleave(samples, 0)
         prompt_mask = unique_mask.repeat_interleave(samples, 0)
@@ -253,6 +336,13 @@ class HFStudent:
     def token_logprobs(self, prompt_ids: Tensor, prompt_mask: Tensor,
                        completion_ids: Tensor, completion_mask: Tensor,
                        temperature: float = 1.0, samples: int = 1) -> Tensor:
+        with self.autocast():
+            return self._token_logprobs(prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                        temperature, samples)
+
+    def _token_logprobs(self, prompt_ids: Tensor, prompt_mask: Tensor,
+                        completion_ids: Tensor, completion_mask: Tensor,
+                        temperature: float = 1.0, samples: int = 1) -> Tensor:
         """Log-prob of each completion token under the model, [B, C] (0 where masked).
 
         With ``samples > 1`` the prompts are the *unique* ones ([B / samples, P]) and row
@@ -302,6 +392,10 @@ class HFStudent:
             raise ValueError(f"Expects one answer per prompt, actual {len(answers)} for {len(prompts)}")
         was_training = self.model.training
         self.model.eval()
+        if self.max_batch_tokens is not None:  # the longest prompt + answer bounds a row
+            longest = max((len(self.tokenizer(p + a)["input_ids"]) + 1 for p, a in zip(prompts, answers)),
+                          default=1)
+            batch_size = min(batch_size, self.rows_per_pass(longest))
         out = []
         for i in range(0, len(prompts), batch_size):
             p_ids, p_mask = self.encode_prompts(prompts[i : i + batch_size])
@@ -316,8 +410,14 @@ class HFStudent:
 
     # ---- weights ------------------------------------------------------------------
     def snapshot(self) -> dict[str, Tensor]:
-        """A detached copy of the weights (one copy of the tensors, not of the model)."""
-        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        """A detached copy of the weights in CPU memory (pinned when the model is on a GPU,
+        so restoring is one fast copy): snapshots never take accelerator memory."""
+        pin = self.device.type == "cuda"
+        out = {}
+        for k, v in self.model.state_dict().items():
+            copy = v.detach().to("cpu", copy=True)
+            out[k] = copy.pin_memory() if pin else copy
+        return out
 
     @torch.no_grad()
     def restore(self, snapshot: dict[str, Tensor]) -> None:
