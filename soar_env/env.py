@@ -8,16 +8,15 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
-from tqdm.auto import tqdm
 
 from soar_env.config import PRESETS, SoarConfig
 from soar_env.context import TeacherContext
+from soar_env.executors import InnerJob, make_executor
 from soar_env.hardset import HardSet, build_hard_set
 from soar_env.lab import InnerRun, StudentLab
 from soar_env.problems import CHARSET, Problem, problems_from_action
 from soar_env.promotion import PromotedBank, PromotionRule
 from soar_env.rewards import INTRINSIC, intrinsic_reward
-from soar_env.rl import NonFiniteUpdate
 from soar_env.student.hf import HFStudent
 
 STATS = ("round_fraction", "round_position", "baseline_accuracy", "last_reward",
@@ -115,7 +114,7 @@ class SoarEnv(gym.Env):
     def __init__(self, config: SoarConfig | None = None, preset: str = "tiny",
                  timing_in_info: bool = False, progress: bool = False, domain: Any = None,
                  max_batch_tokens: int | None = None, precision: str | None = None,
-                 **overrides: Any):
+                 executor: str = "serial", num_workers: int | None = None, **overrides: Any):
         from soar_env.domains.base import make_domain
         if config is None:
             if preset not in PRESETS:
@@ -148,6 +147,10 @@ class SoarEnv(gym.Env):
         model = HFStudent.from_pretrained(student, device=device, precision=precision,
                                           max_batch_tokens=max_batch_tokens)
         self.lab = StudentLab(model, self.domain, kl_reference=self.config.rl.kl_coef > 0)
+        # Where inner runs run (soar_env.executors): here, or in worker processes.
+        self.executor = executor
+        self._executor = make_executor(executor, self.lab, student, num_workers, precision,
+                                       self.config.kl_reference, progress=progress)
         max_text = self.domain.max_text
         self.hard_set: HardSet | None = None
         text = spaces.Text(max_length=max_text, min_length=0, charset=sorted(CHARSET))
@@ -285,12 +288,56 @@ class SoarEnv(gym.Env):
         if not hasattr(self, "_promotion"):
             raise RuntimeError("Call reset() before step()")
         started = time.perf_counter()
+        problems, info = self._open_step(action, self._pos)
+        cfg = self.config
+        results = None
+        if problems and (cfg.reward_mode not in INTRINSIC or cfg.measure_grounded):
+            # The last run's weights stay live in the serial case (copied only if promoted).
+            results = self._executor.run(self._jobs(problems, keep_last=self.executor != "serial"))
+        return self._close_step(problems, info, results, started)
+
+    def step_round(self, actions) -> list[tuple]:
+        """The ``g`` actions of a round at once: what ``g`` calls of ``step`` would return.
+
+        Every seed is drawn first, in the order ``step`` draws them, then all ``g x r`` inner
+        runs go to the executor together (``executor='process'`` runs them in parallel), so
+        the results equal stepping one by one, bit for bit. Intrinsic reward modes step one
+        by one (there is nothing to run in parallel). Starts at a round boundary.
+        """
+        if not hasattr(self, "_promotion"):
+            raise RuntimeError("Call reset() before step_round()")
+        cfg = self.config
+        if self._pos != 0:
+            raise ValueError(f"step_round expects a round boundary, actual position {self._pos}")
+        if len(actions) != cfg.group_size:
+            raise ValueError(f"step_round expects {cfg.group_size} actions (group_size), "
+                             f"actual {len(actions)}")
+        if cfg.reward_mode in INTRINSIC:
+            return [self.step(action) for action in actions]
+        started = time.perf_counter()
+        opened, jobs = [], []
+        for position, action in enumerate(actions):
+            problems, info = self._open_step(action, position)
+            own = self._jobs(problems, keep_last=True) if problems else []
+            opened.append((problems, info, len(own)))
+            jobs += own
+        results = self._executor.run(jobs)
+        out, at = [], 0
+        for problems, info, count in opened:
+            out.append(self._close_step(problems, info, results[at : at + count] if count else None,
+                                        started))
+            at += count
+            started = time.perf_counter()  # the round's wall time is on the first step
+        return out
+
+    def _open_step(self, action, position: int) -> tuple[list[Problem], dict[str, Any]]:
+        """Validate an action; the first of a round draws the reward questions."""
         cfg = self.config
         problems, errors = problems_from_action(action, self.domain, cfg.dataset_size, self._max_text)
-        if self._pos == 0:
+        if position == 0:
             self._start_round()
         info: dict[str, Any] = {
-            "round": self._round, "round_position": self._pos,
+            "round": self._round, "round_position": position,
             "valid_problems": len(problems), "invalid_problems": len(errors),
             "parse_errors": errors[:8], "inner_steps": self._inner_steps,
             "baseline_accuracy": self._baseline_accuracy,
@@ -298,10 +345,19 @@ class SoarEnv(gym.Env):
         if self.domain.solver is not None and problems:
             info["answers_correct"] = sum(self.domain.solver.is_correct(p.question, p.answer)
                                           for p in problems)
+        return problems, info
+
+    def _close_step(self, problems: list[Problem], info: dict[str, Any],
+                    done: list[tuple[InnerRun | str, dict[str, int]]] | None, started: float) -> tuple:
+        cfg = self.config
+        results = None
+        if done is not None:
+            results = [result for result, _ in done]
+            for _, used in done:  # counted per step, wherever the runs ran
+                for key, value in used.items():
+                    self.lab.usage[key] += value
         intrinsic = cfg.reward_mode in INTRINSIC
-        grounded = None
-        if problems and (not intrinsic or cfg.measure_grounded):
-            grounded, median = self._grounded(problems, info)
+        grounded, median = self._grounded(results, info) if results is not None else (None, None)
         if intrinsic:
             reward = self._intrinsic(problems, info) if problems else cfg.floor_reward
             if grounded is not None:
@@ -360,30 +416,27 @@ class SoarEnv(gym.Env):
         """The current student's ``Acc`` on ``problems``, by the configured measure."""
         return self.lab.accuracy(problems, **self._measure())
 
-    def _grounded(self, problems: list[Problem], info: dict) -> tuple[float | None, InnerRun | None]:
-        """Mean reward of r inner runs, and the median run (the promotion candidate).
-
-        Runs whose update went non-finite are skipped and listed in
-        ``info['nonfinite_runs']``; when every run failed the result is ``(None, None)``
-        and the step pays ``floor_reward``.
-
-        Each run but the last keeps a copy of its weights for the median choice; the last
-        run's weights stay live in the student (weights None) until ``step`` restores it.
-        """
+    def _jobs(self, problems: list[Problem], keep_last: bool) -> list[InnerJob]:
+        """The r inner runs of a dataset, every seed drawn now (training draws none of the
+        env's); all but the last keep their weights (``keep_last``: the last too)."""
         cfg = self.config
-        runs, failed = [], []
+        jobs = []
         for j in range(cfg.inner_runs):
-            # Every seed of the run is drawn before it starts (training draws none of the env's).
             seed, measure = self._seed(), self._measure()
-            steps = tqdm(range(self._inner_steps), desc=f"inner run {j + 1}/{cfg.inner_runs}",
-                         unit="step", leave=False, disable=not self.progress)
-            try:
-                runs.append(self.lab.run_inner(
-                    problems, self._inner_steps, cfg.rl, seed, self._reward_questions, measure,
-                    before=self._baseline_accuracy, keep_weights=j < cfg.inner_runs - 1, progress=steps))
-            except NonFiniteUpdate as error:
-                # A diverged run says nothing about the dataset: skip it, keep the baseline.
-                failed.append(str(error))
+            jobs.append(InnerJob(tuple(problems), self._inner_steps, cfg.rl, seed,
+                                 tuple(self._reward_questions), measure, self._baseline_accuracy,
+                                 keep_weights=keep_last or j < cfg.inner_runs - 1))
+        return jobs
+
+    def _grounded(self, results: list[InnerRun | str], info: dict) -> tuple[float | None, InnerRun | None]:
+        """Mean reward of the r inner runs, and the median run (the promotion candidate).
+
+        Runs whose update went non-finite (a message instead of a run) are skipped and
+        listed in ``info['nonfinite_runs']``; when every run failed the result is
+        ``(None, None)`` and the step pays ``floor_reward``.
+        """
+        runs = [r for r in results if isinstance(r, InnerRun)]
+        failed = [r for r in results if isinstance(r, str)]
         if failed:
             info["nonfinite_runs"] = failed
         if not runs:
@@ -426,6 +479,11 @@ class SoarEnv(gym.Env):
         self._round += 1
         self._pos = 0
         return out
+
+    def close(self) -> None:
+        """Stop worker processes (``executor='process'``)."""
+        if hasattr(self, "_executor"):
+            self._executor.close()
 
     def observation(self) -> dict:
         """The observation of the env's current state (what ``reset``/``step`` return)."""

@@ -1,0 +1,48 @@
+"""A round at once (step_round), here or in worker processes, equals stepping one by one."""
+
+import gymnasium as gym
+import pytest
+
+import soar_env  # noqa: F401
+
+# Three inner runs, promotion every round (the median run's weights reach the workers).
+SETTINGS = dict(dataset_size=8, group_size=2, inner_steps=2, reward_questions=16, inner_runs=3,
+                tau=-1.0, ma_window=1)
+
+
+def _actions(env, rounds):
+    generator = env.unwrapped.domain.generator
+    return [[generator.problems(8, range(3, 7), seed=20 + 2 * r + i) for i in range(2)]
+            for r in range(rounds)]
+
+
+def _one_by_one(rounds):
+    env = gym.make("SOAR-Tiny-v1", **SETTINGS)
+    env.reset(seed=5)
+    out = [env.step(a)[1:] for actions in _actions(env, rounds) for a in actions]
+    env.close()
+    return out
+
+
+@pytest.mark.parametrize("executor", ["serial", "process"])
+def test_step_round_equals_steps(executor):
+    expected = _one_by_one(2)
+    env = gym.make("SOAR-Tiny-v1", executor=executor, num_workers=2, **SETTINGS)
+    env.reset(seed=5)
+    got = [step[1:] for actions in _actions(env, 2) for step in env.unwrapped.step_round(actions)]
+    env.close()
+    assert got == expected  # rewards, flags and infos (promotions, usage counters), bit for bit
+    assert [info["promotions"] for *_, info in got] == [0, 1, 1, 2]
+
+
+def test_step_round_refuses_a_mid_round_start_and_a_wrong_count():
+    env = gym.make("SOAR-Tiny-v1", **SETTINGS)
+    env.reset(seed=0)
+    actions = _actions(env, 1)[0]
+    with pytest.raises(ValueError, match="2 actions"):
+        env.unwrapped.step_round(actions[:1])
+    env.step(actions[0])
+    with pytest.raises(ValueError, match="round boundary"):
+        env.unwrapped.step_round(actions)
+    with pytest.raises(ValueError, match="executor expects one of"):
+        gym.make("SOAR-Tiny-v1", executor="threads")
