@@ -112,6 +112,7 @@ def _train(args: argparse.Namespace) -> int:
             resume=args.resume,
             overrides=env_settings,
             teacher_settings=teacher_settings,
+            machine={"executor": args.executor, "num_workers": args.workers},
         )
     except KeyboardInterrupt:
         _interrupted(out, args)
@@ -189,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="student seeds for the evaluation (0: skip it)")
     train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help=set_help)
     train.add_argument("--eval-steps", type=_positive("--eval-steps"), default=None, help=steps_help)
+    train.add_argument("--executor", default="serial", choices=("serial", "process"),
+                       help="where a round's inner runs run: here, or in --workers processes "
+                            "(the same results)")
+    train.add_argument("--workers", type=_positive("--workers"), default=2,
+                       help="worker processes of --executor process")
     train.set_defaults(func=_train)
     ev = sub.add_parser("eval", help="the paper's evaluation protocol on a trained run", formatter_class=fmt)
     ev.add_argument("run", help="run folder written by `soar-env train`")

@@ -53,11 +53,14 @@ def train_run(
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
     teacher_settings: dict[str, Any] | None = None,
+    machine: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``teacher`` on ``env_id`` into the folder ``out`` (``--resume`` continues it).
 
     ``overrides`` are env settings (dotted keys reach nested configs: ``rl.learning_rate``);
-    ``teacher_settings`` change the LLM teacher's config on its env preset.
+    ``teacher_settings`` change the LLM teacher's config on its env preset. ``machine``:
+    env settings that change where work runs, not results (``executor``, ``num_workers``,
+    ``max_batch_tokens``); not recorded in ``run.json``, so a resume may change them.
     """
     out = Path(out)
     spec = {"env": env_id, "teacher": teacher, "seed": seed, "rounds": rounds, "overrides": overrides or {}}
@@ -76,8 +79,13 @@ def train_run(
         write_json(out / "run.json", spec)
     agent = make_teacher(teacher, **({"settings": teacher_settings} if teacher_settings else {}))
     # The env's horizon is at least one round; a 0-round run (a fixed teacher) is only evaluated.
-    env = make_teacher_env(env_id, agent, **{"rounds": max(rounds, 1), **(overrides or {})})
-    return train_teacher(agent, env, rounds=rounds, seed=seed, log_dir=out, progress=progress, resume=resume)
+    settings = {"rounds": max(rounds, 1), **(overrides or {}), **(machine or {})}
+    env = make_teacher_env(env_id, agent, **settings)
+    try:
+        return train_teacher(agent, env, rounds=rounds, seed=seed, log_dir=out, progress=progress,
+                             resume=resume)
+    finally:
+        env.close()  # worker processes of executor='process' end with the run
 
 
 def _load_run(run: Path):
