@@ -71,6 +71,12 @@ def test_soar_teacher_learns_and_its_state_round_trips(tmp_path):
     assert all(torch.equal(v, start[k]) for k, v in env.unwrapped.student.snapshot().items()), (
         "the teacher trains a copy: the env's student is untouched"
     )
+    # The trained teacher is also a Hugging Face folder that transformers (vLLM, TRL) loads.
+    from transformers import AutoModelForCausalLM
+
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "teacher_pretrained")
+    assert all(torch.equal(v, teacher.policy.model.state_dict()[k]) for k, v in exported.state_dict().items())
+    assert not (tmp_path / "student_pretrained").exists()  # no promotion, no new student
     # A reloaded teacher proposes exactly what the saved one would.
     other = SoarTeacher()
     other.setup(env.unwrapped, seed=99)

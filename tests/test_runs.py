@@ -209,6 +209,10 @@ class Payload:
 def test_resume_of_an_untouched_folder_works(trained, tmp_path):
     run = _copy(trained, tmp_path)
     assert len(_resume(run)) == 2
+    # A promoting run also leaves its final baseline as a Hugging Face folder.
+    from transformers import AutoModelForCausalLM
+
+    assert AutoModelForCausalLM.from_pretrained(trained / "student_pretrained").num_parameters() > 0
 
 
 def test_a_pickle_payload_in_any_file_never_runs(trained, tmp_path):

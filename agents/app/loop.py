@@ -144,10 +144,28 @@ def train_teacher(
                 break
         if run is not None and rounds == 0 and not has_checkpoint(run):
             save_checkpoint(run, 0, teacher, unwrapped, history, seed, promoted)
+        if run is not None and history:
+            # Hugging Face folders (config, safetensors, tokenizer) that vLLM, TRL and the Hub
+            # load as they are: the trained teacher (LLM teachers) and the final baseline.
+            teacher.export_pretrained(run / "teacher_pretrained")
+            if promoted:
+                export_student(unwrapped, run / "student_pretrained")
     finally:
         if logger is not None:
             logger.close()
     return history
+
+
+def export_student(env: Any, folder: Path) -> None:
+    """The env's current baseline student as a ``save_pretrained`` folder."""
+    student = env.student
+    keep = student.snapshot()
+    try:
+        student.restore(env.baseline)
+        student.model.save_pretrained(folder)
+        student.tokenizer.save_pretrained(folder)
+    finally:
+        student.restore(keep)
 
 
 def run_record(teacher: Teacher, env: Any, seed: int) -> dict[str, Any]:

@@ -85,6 +85,11 @@ class Teacher:
         saved = {"teacher": self.name, "config": self.config_record(), "state": self.state_dict()}
         save_state(Path(path), saved)
 
+    def export_pretrained(self, folder: str | Path) -> bool:
+        """Save the teacher's model as a Hugging Face folder when it has one (LLM teachers);
+        returns whether it did. Other teachers have no model: False."""
+        return False
+
     def load(self, path: str | Path) -> None:
         """Read a state written by ``save``; one clear error when it is missing, damaged,
         of another teacher or of other settings (nothing in it is ever executed)."""

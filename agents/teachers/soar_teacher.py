@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -306,6 +307,12 @@ class SoarTeacher(Teacher):
             "updated": 1.0,
             "advantage_spread": float(adv.abs().max()),
         }
+
+    def export_pretrained(self, folder: str | Path) -> bool:
+        """The teacher's model and tokenizer via ``save_pretrained`` (safetensors)."""
+        self.policy.model.save_pretrained(folder)
+        self.policy.tokenizer.save_pretrained(folder)
+        return True
 
     # ---- state --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
