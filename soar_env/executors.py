@@ -11,8 +11,11 @@ scheduling: the ``process`` executor gives what ``serial`` gives, bit for bit (t
   copy of the student (loaded once from the same folder). The baseline reaches them only
   when it changes (at a promotion), as a safetensors file they load by version.
 
-Multi-node (Ray) execution would plug in here with the same job contract; it is not written
-yet (docs/scale.md).
+- ``ray``: ``num_workers`` Ray actors (``pip install 'soar-env[ray]'``), one GPU each when
+  the cluster has GPUs; Ray's ``ActorPool`` schedules the jobs. Start a cluster with
+  ``ray start --head`` (and ``ray start --address=HEAD:6379`` on the other nodes) and set
+  ``RAY_ADDRESS``; without it, a local Ray instance starts. The baseline goes through Ray's
+  object store, once per promotion.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from soar_env.lab import InnerRun, StudentLab
 from soar_env.problems import Problem
 from soar_env.rl import NonFiniteUpdate
 
-EXECUTORS = ("serial", "process")
+EXECUTORS = ("serial", "process", "ray")
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,72 @@ class ProcessExecutor:
         self._folder.cleanup()
 
 
+class _RayWorker:
+    """A Ray actor holding one student (the class is wrapped by ``ray.remote`` on use)."""
+
+    def __init__(self, student: str, domain: Any, precision: str | None, max_batch_tokens: int | None,
+                 kl_reference: bool, device: str):
+        import torch
+
+        from soar_env.student.hf import HFStudent
+
+        if device == "cpu":
+            os.environ["SOAR_ENV_THREADS"] = "1"
+            torch.set_num_threads(1)
+        model = HFStudent.from_pretrained(student, device=device, precision=precision,
+                                          max_batch_tokens=max_batch_tokens)
+        self.lab, self.version = StudentLab(model, domain, kl_reference=kl_reference), None
+
+    def run(self, job: InnerJob, baseline: Any, version: int, reference: str) -> Done:
+        lab = self.lab
+        if self.version != version:
+            lab.baseline = lab.base if baseline is None else {k: v.to(lab.student.device)
+                                                              for k, v in baseline.items()}
+            lab.set_reference(lab.baseline if reference == "baseline" else lab.base)
+            self.version = version
+        result, used = run_job(lab, job)
+        if isinstance(result, InnerRun) and result.weights is not None:
+            result.weights = {k: v.cpu() for k, v in result.weights.items()}
+        return result, used
+
+
+class RayExecutor:
+    """Runs the jobs on Ray actors, one per worker (a GPU each when Ray has GPUs)."""
+
+    def __init__(self, lab: StudentLab, student: str, num_workers: int, precision: str | None,
+                 kl_reference: str):
+        try:
+            import ray
+            from ray.util import ActorPool
+        except ImportError as err:
+            raise ImportError("executor='ray' needs Ray: pip install 'soar-env[ray]'") from err
+        if not ray.is_initialized():
+            ray.init(ignore_reinit_error=True, log_to_driver=False)
+        gpus = 1 if ray.cluster_resources().get("GPU", 0) >= num_workers else 0
+        actor = ray.remote(num_cpus=1, num_gpus=gpus)(_RayWorker)
+        self._ray, self.lab, self.kl_reference = ray, lab, kl_reference
+        self._actors = [actor.remote(student, lab.domain, precision, lab.student.max_batch_tokens,
+                                     lab.reference is not None, "cuda" if gpus else "cpu")
+                        for _ in range(num_workers)]
+        self._pool = ActorPool(self._actors)
+        self._version, self._sent, self._ref = 0, None, None
+
+    def run(self, jobs: list[InnerJob]) -> list[Done]:
+        if self.lab.baseline is self.lab.base:
+            ref, version = None, 0
+        else:
+            if self._sent is not self.lab.baseline:  # one put per promotion
+                self._version += 1
+                self._ref, self._sent = self._ray.put(self.lab.baseline), self.lab.baseline
+            ref, version = self._ref, self._version
+        # ActorPool.map keeps the jobs' order, whichever actor finishes first.
+        return list(self._pool.map(lambda a, job: a.run.remote(job, ref, version, self.kl_reference), jobs))
+
+    def close(self) -> None:
+        for actor in self._actors:
+            self._ray.kill(actor)
+
+
 def make_executor(name: str, lab: StudentLab, student: str, num_workers: int | None,
                   precision: str | None, kl_reference: str, progress: bool = False):
     if name == "serial":
@@ -159,4 +228,6 @@ def make_executor(name: str, lab: StudentLab, student: str, num_workers: int | N
             raise ValueError("executor='process' runs CPU students; a GPU student needs one device per "
                              "worker (not written yet: use executor='serial')")
         return ProcessExecutor(lab, student, num_workers or 2, precision, kl_reference)
+    if name == "ray":
+        return RayExecutor(lab, student, num_workers or 2, precision, kl_reference)
     raise ValueError(f"executor expects one of {EXECUTORS}, actual {name!r}")

@@ -24,8 +24,10 @@ def _one_by_one(rounds):
     return out
 
 
-@pytest.mark.parametrize("executor", ["serial", "process"])
+@pytest.mark.parametrize("executor", ["serial", "process", pytest.param("ray", marks=pytest.mark.slow)])
 def test_step_round_equals_steps(executor):
+    if executor == "ray":
+        pytest.importorskip("ray")  # an optional extra: pip install 'soar-env[ray]'
     expected = _one_by_one(2)
     env = gym.make("SOAR-Tiny-v1", executor=executor, num_workers=2, **SETTINGS)
     env.reset(seed=5)

@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="student seeds for the evaluation (0: skip it)")
     train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help=set_help)
     train.add_argument("--eval-steps", type=_positive("--eval-steps"), default=None, help=steps_help)
-    train.add_argument("--executor", default="serial", choices=("serial", "process"),
+    train.add_argument("--executor", default="serial", choices=("serial", "process", "ray"),
                        help="where a round's inner runs run: here, or in --workers processes "
                             "(the same results)")
     train.add_argument("--workers", type=_positive("--workers"), default=2,
