@@ -5,7 +5,7 @@ reward (the paper's Intrinsic-T), then evaluates each with the paper's protocol 
 questions from the trained teacher -> fresh student -> held-out pass@k), next to Hard-Only.
 Ends with one table and one figure (reward curves, proposal diversity, pass@k).
 
-    python examples/compare_rewards.py --seeds 3 --rounds 12
+    python examples/compare_rewards.py --seeds 3 --rounds 12 [--env SOAR-Tiny-v1]
 """
 
 import argparse
@@ -19,6 +19,7 @@ from soar_agents.app.report import eval_table, plot_pass_at_k
 from soar_agents.app.runs import evaluate_run, teacher_variant, train_run
 
 parser = argparse.ArgumentParser()
+parser.add_argument("--env", default="SOAR-Tiny-v0", help="SOAR-Tiny-v1 adds the off-target region")
 parser.add_argument("--seeds", type=int, default=3)
 parser.add_argument("--rounds", type=int, default=12)
 parser.add_argument("--eval-steps", type=int, default=None,
@@ -26,14 +27,14 @@ parser.add_argument("--eval-steps", type=int, default=None,
 parser.add_argument("--out", default="runs/compare_rewards")
 parser.add_argument("--set", nargs="*", default=[], help="env settings key=value (e.g. dataset_size=16)")
 args = parser.parse_args()
-overrides, _ = parse_settings("SOAR-Tiny-v0", "soar", args.set)  # typed, checked before any work
+overrides, _ = parse_settings(args.env, "soar", args.set)  # typed, checked before any work
 
 teachers = {"soar": "grounded", "learnability": "learnability (intrinsic)"}
 curves, diversity, results = {}, {}, {}
 for seed in range(args.seeds):
     for teacher in teachers:
         run = Path(args.out) / f"{teacher}_seed{seed}"
-        history = train_run(run, "SOAR-Tiny-v0", teacher, seed, args.rounds, resume=True, overrides=overrides)
+        history = train_run(run, args.env, teacher, seed, args.rounds, resume=True, overrides=overrides)
         curves.setdefault(teacher, []).append([row["charts/reward_mean"] for row in history])
         variants = [teacher_variant(teacher)] + (["Hard-Only"] if teacher == "soar" else [])
         evaluated = evaluate_run(run, [seed], variants, eval_steps=args.eval_steps, progress=True)
