@@ -11,7 +11,7 @@ transformers load only when an environment or a student is built.
 
 from gymnasium.envs.registration import register
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # One flat list with string entry points, as in gymnasium/envs/__init__.py: imports stay lazy.
 register(id="SOAR-Tiny-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny"})
