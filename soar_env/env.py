@@ -125,9 +125,9 @@ class SoarEnv(gym.Env):
         config = config.replace(**overrides) if overrides else config
         # A Domain object (or the registered name in config.domain) decides prompts, grading,
         # hard-set candidates and the default student: nothing below depends on which.
-        self.domain = make_domain(domain if domain is not None and not isinstance(domain, str)
-                                  else config.domain, config)
-        if config.domain != self.domain.name:
+        given = domain is not None and not isinstance(domain, str)
+        self.domain = make_domain(domain if given else config.domain, config)
+        if given:  # config.domain keeps a registered name; an object records its own name
             config = config.replace(domain=self.domain.name)
         if config.accuracy == "exact" and not self.domain.exact_answers:
             raise ValueError(f"accuracy='exact' needs answers that are one exact string; the "
