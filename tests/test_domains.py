@@ -128,3 +128,10 @@ def test_teachers_that_need_a_generator_say_so():
         with pytest.raises(ValueError, match="generator"):
             make_teacher(name).setup(env.unwrapped, 0)
     env.close()
+
+
+def test_a_domain_made_by_name_keeps_the_name_in_the_config():
+    """Run folders record the config: v1's stays 'chain' (its variant is chain_variant)."""
+    env = gym.make("SOAR-Tiny-v1", **SMALL)
+    assert env.unwrapped.config.domain == "chain" and env.unwrapped.domain.name == "chain-v1"
+    env.close()
