@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import soar_env
 from soar_env.rewards import INTRINSIC
 
@@ -163,8 +165,17 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     from .report import plot_pass_at_k
 
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, (ax, seeds_ax) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [7, 6]})
     plot_pass_at_k(ax, results)
+    # pass@1 on a linear scale, one dot per seed: what the intervals in the table summarise.
+    names = sorted(results, key=lambda v: -np.mean([r["1"] for r in results[v].values()]))
+    for i, name in enumerate(names):
+        values = [r["1"] for r in results[name].values()]
+        seeds_ax.scatter([i] * len(values), values, alpha=0.7)
+        seeds_ax.hlines(np.mean(values), i - 0.3, i + 0.3, color="black")
+    seeds_ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    seeds_ax.set_ylabel("held-out pass@1 (dots: seeds, bar: mean)")
+    seeds_ax.set_title("pass@1 per variant and seed")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
