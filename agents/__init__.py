@@ -10,10 +10,24 @@ Agents import ``soar_env``; ``soar_env`` never imports agents. Every teacher imp
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .app.loop import make_teacher_env, train_teacher
-from .teachers.protocol import Teacher
+if TYPE_CHECKING:
+    from .app.loop import make_teacher_env, train_teacher
+    from .teachers.protocol import Teacher
+
+
+def __getattr__(name: str) -> Any:
+    """The loop and the protocol load on first use: ``soar-env --help`` imports no torch."""
+    if name in ("train_teacher", "make_teacher_env"):
+        from .app import loop
+
+        return getattr(loop, name)
+    if name == "Teacher":
+        from .teachers.protocol import Teacher
+
+        return Teacher
+    raise AttributeError(f"module 'soar_agents' has no attribute {name!r}")
 
 TEACHERS = (
     "soar",

@@ -17,8 +17,6 @@ from typing import Any
 from soar_env.context import TeacherContext
 from soar_env.problems import Problem
 
-from ..app.checkpoints import RunFolderError, differences, jsonable, load_state, save_state
-
 
 class Teacher:
     """Base class of all teachers (subclass it, override ``propose`` and maybe ``learn``).
@@ -78,11 +76,15 @@ class Teacher:
         """The teacher's own settings, as saved with its state: a state saved under other
         settings is refused rather than silently mixed with these."""
         config = getattr(self, "config", None)
+        from ..app.checkpoints import jsonable
+
         return jsonable(asdict(config)) if is_dataclass(config) else {}
 
     def save(self, path: str | Path) -> None:
         """Write the teacher's state to ``path`` (safetensors + JSON, atomically)."""
         saved = {"teacher": self.name, "config": self.config_record(), "state": self.state_dict()}
+        from ..app.checkpoints import save_state
+
         save_state(Path(path), saved)
 
     def export_pretrained(self, folder: str | Path) -> bool:
@@ -96,11 +98,15 @@ class Teacher:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"Expects a teacher checkpoint at {path}, actual none")
+        from ..app.checkpoints import load_state
+
         saved = load_state(path)
         self.load_saved(saved, path)
 
     def load_saved(self, saved: dict[str, Any], path: Path) -> None:
         """Restore ``{"teacher", "config", "state"}`` read from ``path`` (named in errors)."""
+        from ..app.checkpoints import RunFolderError, differences
+
         found = saved.get("teacher")
         if found != self.name:
             expected = f"a checkpoint of the {self.name!r} teacher"
