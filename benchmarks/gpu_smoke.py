@@ -25,27 +25,13 @@ from pathlib import Path
 
 def build_student(folder: Path, hidden: int, layers: int) -> Path:
     """A random Llama (character tokenizer, chat template) of about 100M parameters by default."""
-    import torch
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from soar_env.student.scratch import build_char_llama
 
-    chars = [chr(i) for i in range(32, 127)] + ["\n"]
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, **{c: i + 3 for i, c in enumerate(chars)}}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    core.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<s>",
-                                        eos_token="</s>")
-    tokenizer.chat_template = ("{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
-                               "{% if add_generation_prompt %}\nAnswer: {% endif %}")
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(vocab), hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-        num_attention_heads=max(1, hidden // 64), num_key_value_heads=max(1, hidden // 256),
-        max_position_embeddings=4096, pad_token_id=0, bos_token_id=1, eos_token_id=2))
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    template = ("{{ bos_token }}{% for m in messages %}{{ m['content'] }}{% endfor %}"
+                "{% if add_generation_prompt %}\nAnswer: {% endif %}")
+    return build_char_llama(folder, hidden, layers, heads=max(1, hidden // 64),
+                            kv_heads=max(1, hidden // 256), chat_template=template,
+                            intermediate_size=4 * hidden, max_positions=4096)
 
 
 def write_problems(path: Path, count: int) -> Path:

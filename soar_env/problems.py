@@ -120,6 +120,16 @@ def unicode_error(text: str) -> str | None:
     return f"unprintable characters: {sorted(bad)[:5]}" if bad else None
 
 
+def parse_paper_sample(text: str) -> tuple[str, str] | str:
+    """One teacher completion in the paper's format as (question, boxed answer), or the reason
+    it is malformed: the first ``<question>/<answer>`` pair, its answer in ``\\boxed{}``."""
+    pairs, _ = parse_tagged(text)
+    if not pairs:
+        return "no <question>/<answer> pair"
+    answer = last_boxed(pairs[0][1])
+    return "answer without \\boxed{}" if answer is None else (pairs[0][0], answer)
+
+
 # ---- datasets handed to the env ------------------------------------------------------------
 def validated(domain: Any, pairs: list[tuple[str, str]]) -> list[Problem | str]:
     """Each (question, answer) pair as a ``Problem``, or the reason the domain rejects it.

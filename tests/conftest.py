@@ -45,24 +45,7 @@ CHAT_TEMPLATE = (
 
 def build_chat_llama(out):
     """A small random Llama (GQA) with a char tokenizer and a chat template, saved to ``out``."""
-    import torch
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from soar_env.student.scratch import build_char_llama
 
-    chars = [chr(i) for i in range(32, 127)] + ["\n"]
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, **{c: i + 3 for i, c in enumerate(chars)}}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    core.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", bos_token="<s>",
-                                        eos_token="</s>")
-    tokenizer.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(
-        vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-        pad_token_id=0, bos_token_id=1, eos_token_id=2,
-    ))
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return build_char_llama(out, hidden_size=32, layers=2, heads=4, kv_heads=2, chat_template=CHAT_TEMPLATE,
+                            intermediate_size=64, max_positions=1024)

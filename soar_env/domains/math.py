@@ -14,7 +14,7 @@ from typing import Any
 
 from soar_env.files import cache_dir, write_atomic
 from soar_env.grading import MAX_ANSWER_CHARS, graded_rewards, is_correct_batch, last_boxed, parses_batch
-from soar_env.problems import Problem, parse_tagged, strip_boxed, unicode_error
+from soar_env.problems import Problem, parse_paper_sample, strip_boxed, unicode_error
 
 logger = logging.getLogger(__name__)
 
@@ -188,13 +188,7 @@ class MathDomain:
     def teacher_max_tokens(with_answer: bool) -> None:
         return None  # the teacher config's max_new_tokens (the paper's: 1024)
 
-    @staticmethod
-    def parse_teacher_sample(text: str) -> tuple[str, str] | str:
-        pairs, _ = parse_tagged(text)
-        if not pairs:
-            return "no <question>/<answer> pair"
-        answer = last_boxed(pairs[0][1])
-        return "answer without \\boxed{}" if answer is None else (pairs[0][0], answer)
+    parse_teacher_sample = staticmethod(parse_paper_sample)
 
     @staticmethod
     def grade_batch(completions: Sequence[str], problems: Sequence[Problem]) -> list[float]:

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from soar_env.domains.base import register_domain
-from soar_env.problems import CHARSET, Problem, last_boxed, parse_tagged, strip_boxed, unicode_error
+from soar_env.problems import CHARSET, Problem, last_boxed, parse_paper_sample, strip_boxed, unicode_error
 
 if TYPE_CHECKING:
     from soar_env.config import SoarConfig
@@ -178,13 +178,7 @@ class ReasoningGymDomain:
     def teacher_max_tokens(with_answer: bool) -> None:
         return None  # the teacher config's max_new_tokens
 
-    @staticmethod
-    def parse_teacher_sample(text: str) -> tuple[str, str] | str:
-        pairs, _ = parse_tagged(text)
-        if not pairs:
-            return "no <question>/<answer> pair"
-        answer = last_boxed(pairs[0][1])
-        return "answer without \\boxed{}" if answer is None else (pairs[0][0], answer)
+    parse_teacher_sample = staticmethod(parse_paper_sample)
 
     def validate(self, question: str, answer: str) -> str | None:
         answer = strip_boxed(answer)
