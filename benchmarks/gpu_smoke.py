@@ -11,7 +11,8 @@ where the GPU path's memory and speed show.
     python benchmarks/gpu_smoke.py --max-batch-tokens 4096 --precision bf16-mixed
 
 Prints one JSON line: peak GPU memory (GB), sampled tokens per second, seconds per step.
-The vLLM backend is not written yet (docs/scale.md), so only the HF backend runs.
+``--backend vllm`` samples with vLLM (needs ``.[vllm]``); by default the HF backend runs,
+and vLLM too when it is installed (one JSON line each).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--max-batch-tokens", type=int, default=None)
     parser.add_argument("--precision", default=None, choices=("fp32", "bf16-mixed", "bf16"))
+    parser.add_argument("--backend", default=None, choices=("hf", "vllm"),
+                        help="student backend (default: hf, then vllm when installed and on CUDA)")
     args = parser.parse_args()
 
     import gymnasium as gym
@@ -71,9 +74,19 @@ def main() -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the env's student then stays on the CPU
     rl = RLOOConfig(questions_per_step=8, samples_per_question=8, learning_rate=1e-5, kl_coef=0.001,
                     max_new_tokens=64)
+    import importlib.util
+
+    backends = [args.backend] if args.backend else (
+        ["hf", "vllm"] if cuda and importlib.util.find_spec("vllm") else ["hf"])
+    for backend in backends:
+        run_round(gym, torch, load_problems, student, data, rl, args, cuda, backend)
+
+
+def run_round(gym, torch, load_problems, student, data, rl, args, cuda: bool, backend: str) -> None:
     env = gym.make("SOAR-MATH-v0", student=str(student), dataset=str(data), hard_candidates=64, hard_k=8,
                    reward_questions=32, dataset_size=16, group_size=2, inner_runs=2, inner_steps=2,
-                   rounds=2, rl=rl, max_batch_tokens=args.max_batch_tokens, precision=args.precision)
+                   rounds=2, rl=rl, max_batch_tokens=args.max_batch_tokens, precision=args.precision,
+                   student_backend=backend)
     start = time.perf_counter()
     env.reset(seed=0)
     reset_seconds = time.perf_counter() - start
@@ -90,6 +103,7 @@ def main() -> None:
     params = sum(p.numel() for p in unwrapped.student.model.parameters())
     print(json.dumps({
         "device": "cuda" if cuda else "cpu",
+        "backend": backend,
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
         "params_million": round(params / 1e6, 1),
         "precision": args.precision or ("bf16-mixed" if cuda else "fp32"),

@@ -17,6 +17,7 @@ from soar_env.lab import InnerRun, StudentLab
 from soar_env.problems import CHARSET, Problem, problems_from_action
 from soar_env.promotion import PromotedBank, PromotionRule
 from soar_env.rewards import INTRINSIC, intrinsic_reward
+from soar_env.student import BACKENDS, load_student
 from soar_env.student.hf import HFStudent
 
 STATS = ("round_fraction", "round_position", "baseline_accuracy", "last_reward",
@@ -96,7 +97,8 @@ class SoarEnv(gym.Env):
     Machine settings (not recorded as algorithm settings): ``max_batch_tokens=N`` bounds
     the tokens of one forward pass (sampling in prompt chunks, updates in micro-batches:
     for large students); ``precision`` is 'fp32' (CPU default), 'bf16-mixed' (CUDA
-    default: fp32 master weights, bf16 compute) or 'bf16'.
+    default: fp32 master weights, bf16 compute) or 'bf16'; ``student_backend`` is 'hf'
+    (default) or 'vllm' (sampling on a colocated vLLM engine, GPU only: docs/scale.md).
 
     ## Version History
     * v0: initial version (SOAR-Tiny-v0, SOAR-MATH-v0, SOAR-HARP-v0, SOAR-CHAMP-v0).
@@ -114,7 +116,8 @@ class SoarEnv(gym.Env):
     def __init__(self, config: SoarConfig | None = None, preset: str = "tiny",
                  timing_in_info: bool = False, progress: bool = False, domain: Any = None,
                  max_batch_tokens: int | None = None, precision: str | None = None,
-                 executor: str = "serial", num_workers: int | None = None, **overrides: Any):
+                 executor: str = "serial", num_workers: int | None = None,
+                 student_backend: str = "hf", **overrides: Any):
         from soar_env.domains.base import make_domain
         if config is None:
             if preset not in PRESETS:
@@ -144,13 +147,19 @@ class SoarEnv(gym.Env):
         # The lab owns the weights: student, KL reference, base and baseline snapshots.
         # Memory knobs of the machine, not of the algorithm (HFStudent): a token budget per
         # forward pass, and the precision ('bf16-mixed' on CUDA by default).
-        model = HFStudent.from_pretrained(student, device=device, precision=precision,
-                                          max_batch_tokens=max_batch_tokens)
+        if student_backend not in BACKENDS:
+            raise ValueError(f"student_backend expects one of {BACKENDS}, actual {student_backend!r}")
+        if student_backend == "vllm" and device == "cpu":
+            raise ValueError(f"student_backend='vllm' samples on a GPU; the {self.domain.name} domain's "
+                             "small student runs on the CPU: use student_backend='hf'")
+        model = load_student(student, student_backend, device=device, precision=precision,
+                             max_batch_tokens=max_batch_tokens)
         self.lab = StudentLab(model, self.domain, kl_reference=self.config.rl.kl_coef > 0)
         # Where inner runs run (soar_env.executors): here, or in worker processes.
         self.executor = executor
         self._executor = make_executor(executor, self.lab, student, num_workers, precision,
-                                       self.config.kl_reference, progress=progress)
+                                       self.config.kl_reference, progress=progress,
+                                       backend=student_backend)
         max_text = self.domain.max_text
         self.hard_set: HardSet | None = None
         text = spaces.Text(max_length=max_text, min_length=0, charset=sorted(CHARSET))

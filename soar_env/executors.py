@@ -157,16 +157,17 @@ class _RayWorker:
     """A Ray actor holding one student (the class is wrapped by ``ray.remote`` on use)."""
 
     def __init__(self, student: str, domain: Any, precision: str | None, max_batch_tokens: int | None,
-                 kl_reference: bool, device: str):
+                 kl_reference: bool, device: str, backend: str = "hf"):
         import torch
 
-        from soar_env.student.hf import HFStudent
+        from soar_env.student import load_student
 
         if device == "cpu":
             os.environ["SOAR_ENV_THREADS"] = "1"
             torch.set_num_threads(1)
-        model = HFStudent.from_pretrained(student, device=device, precision=precision,
-                                          max_batch_tokens=max_batch_tokens)
+            backend = "hf"  # vLLM samples on GPUs only; a CPU actor keeps the HF sampler
+        model = load_student(student, backend, device=device, precision=precision,
+                             max_batch_tokens=max_batch_tokens)
         self.lab, self.version = StudentLab(model, domain, kl_reference=kl_reference), None
 
     def run(self, job: InnerJob, baseline: Any, version: int, reference: str) -> Done:
@@ -186,7 +187,7 @@ class RayExecutor:
     """Runs the jobs on Ray actors, one per worker (a GPU each when Ray has GPUs)."""
 
     def __init__(self, lab: StudentLab, student: str, num_workers: int, precision: str | None,
-                 kl_reference: str):
+                 kl_reference: str, backend: str = "hf"):
         try:
             import ray
             from ray.util import ActorPool
@@ -198,7 +199,7 @@ class RayExecutor:
         actor = ray.remote(num_cpus=1, num_gpus=gpus)(_RayWorker)
         self._ray, self.lab, self.kl_reference = ray, lab, kl_reference
         self._actors = [actor.remote(student, lab.domain, precision, lab.student.max_batch_tokens,
-                                     lab.reference is not None, "cuda" if gpus else "cpu")
+                                     lab.reference is not None, "cuda" if gpus else "cpu", backend)
                         for _ in range(num_workers)]
         self._pool = ActorPool(self._actors)
         self._version, self._sent, self._ref = 0, None, None
@@ -220,7 +221,8 @@ class RayExecutor:
 
 
 def make_executor(name: str, lab: StudentLab, student: str, num_workers: int | None,
-                  precision: str | None, kl_reference: str, progress: bool = False):
+                  precision: str | None, kl_reference: str, progress: bool = False,
+                  backend: str = "hf"):
     if name == "serial":
         return SerialExecutor(lab, progress)
     if name == "process":
@@ -229,5 +231,5 @@ def make_executor(name: str, lab: StudentLab, student: str, num_workers: int | N
                              "worker (not written yet: use executor='serial')")
         return ProcessExecutor(lab, student, num_workers or 2, precision, kl_reference)
     if name == "ray":
-        return RayExecutor(lab, student, num_workers or 2, precision, kl_reference)
+        return RayExecutor(lab, student, num_workers or 2, precision, kl_reference, backend)
     raise ValueError(f"executor expects one of {EXECUTORS}, actual {name!r}")
