@@ -2,13 +2,15 @@
 
 ``write_atomic`` is used by every file that a reader (or a resumed run, or another process
 building the same cache entry) may see while it is being written: hard sets and their
-chunks, hub dataset copies, run folders' checkpoints, manifests and logs. ``cache_dir`` is
+chunks, hub dataset copies, run folders' checkpoints, manifests and logs;
+``write_atomic_folder`` by the ``save_pretrained`` folders of run folders. ``cache_dir`` is
 where hard sets and hub dataset copies are cached.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -61,3 +63,33 @@ def write_atomic(path: str | Path, data: str | bytes | Callable[[Path], object])
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic_folder(path: str | Path, write: Callable[[Path], object]) -> None:
+    """``write_atomic`` for a folder: ``write`` fills a new temporary folder of its own next
+    to ``path`` (e.g. ``model.save_pretrained``), which is then renamed onto ``path``.
+
+    A crash while writing leaves ``path`` as it was, never half a new folder; the temporary
+    folder is removed when writing fails. A folder cannot be renamed onto another, so an
+    existing ``path`` is first renamed away (to a ``.*.tmp`` name) and removed once the new
+    one is in place: a crash between the two renames leaves no folder at ``path``, and the
+    old one under that name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_name(path)
+    tmp.mkdir()
+    old = None
+    try:
+        write(tmp)
+        if path.exists():
+            old = temporary_name(path)
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not path.exists():  # the new one never arrived: keep the old one
+            os.replace(old, path)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

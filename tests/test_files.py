@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from soar_env import files
-from soar_env.files import cache_dir, write_atomic
+from soar_env.files import cache_dir, write_atomic, write_atomic_folder
 
 
 def _listing(folder: Path) -> list[str]:
@@ -100,6 +100,58 @@ def test_a_failed_rename_leaves_no_temporary_file(tmp_path, monkeypatch):
         write_atomic(target, "new")
     assert target.read_text() == "old"
     assert _listing(tmp_path) == ["file.json"]
+
+
+def _write_pair(text: str):
+    def write(tmp: Path) -> None:
+        (tmp / "config.json").write_text(text)
+        (tmp / "model.safetensors").write_text(text)
+    return write
+
+
+def test_a_folder_is_written_whole_and_replaces_an_old_one_entirely(tmp_path):
+    target = tmp_path / "promoted" / "round_3"  # missing folders are created
+    write_atomic_folder(target, _write_pair("old"))
+    (target / "stale.json").write_text("from an older save")
+    write_atomic_folder(target, _write_pair("new"))
+    assert _listing(target) == ["config.json", "model.safetensors"]  # nothing of the old folder
+    assert (target / "config.json").read_text() == "new"
+    assert _listing(target.parent) == ["round_3"]  # no temporary folder left
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
+def test_a_failed_folder_write_keeps_the_old_folder_and_leaves_no_temporary_one(tmp_path, error):
+    target = tmp_path / "round_3"
+    write_atomic_folder(target, _write_pair("old"))
+
+    def half_then_fail(tmp: Path) -> None:
+        (tmp / "config.json").write_text("half of the new")
+        raise error
+
+    with pytest.raises(type(error)):
+        write_atomic_folder(target, half_then_fail)
+    with pytest.raises(type(error)):
+        write_atomic_folder(tmp_path / "never", half_then_fail)
+    assert (target / "config.json").read_text() == "old"
+    assert _listing(tmp_path) == ["round_3"]
+
+
+def test_a_failed_folder_rename_keeps_the_old_folder(tmp_path, monkeypatch):
+    target = tmp_path / "round_3"
+    write_atomic_folder(target, _write_pair("old"))
+    rename, refused = os.replace, []
+
+    def refuse_the_new_folder(src, dst):
+        if Path(dst) == target and not refused:  # the new folder; putting the old one back works
+            refused.append(src)
+            raise PermissionError(f"cannot rename {src}")
+        rename(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", refuse_the_new_folder)
+    with pytest.raises(PermissionError):
+        write_atomic_folder(target, _write_pair("new"))
+    assert (target / "config.json").read_text() == "old"
+    assert _listing(tmp_path) == ["round_3"]
 
 
 def test_other_data_is_refused_before_anything_is_written(tmp_path):

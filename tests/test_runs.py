@@ -209,10 +209,85 @@ class Payload:
 def test_resume_of_an_untouched_folder_works(trained, tmp_path):
     run = _copy(trained, tmp_path)
     assert len(_resume(run)) == 2
-    # A promoting run also leaves its final baseline as a Hugging Face folder.
+
+
+def test_each_promoted_student_is_a_hugging_face_folder_in_the_manifest(trained):
+    import torch
     from transformers import AutoModelForCausalLM
 
-    assert AutoModelForCausalLM.from_pretrained(trained / "student_pretrained").num_parameters() > 0
+    from soar_agents.app.checkpoints import load_state
+    from soar_agents.app.runs import promoted_students
+
+    manifest = json.loads((trained / "manifest.json").read_text())
+    folders = promoted_students(trained)
+    assert folders == [trained / "promoted" / "round_0", trained / "promoted" / "round_1"]  # tau=-1
+    listed = {n for n in manifest["files"] if n.startswith("promoted/")}
+    assert listed == {f"promoted/{f.name}/{p.name}" for f in folders for p in f.iterdir()}
+    assert {"promoted/round_0/config.json", "promoted/round_0/model.safetensors"} <= listed
+    assert not list(trained.rglob(".*.tmp"))  # every folder was renamed into place whole
+    models = [AutoModelForCausalLM.from_pretrained(f).state_dict() for f in folders]
+    # The last promotion set the baseline the final checkpoint holds: its folder holds exactly it.
+    baseline = load_state(trained / manifest["checkpoint"])["env"]["baseline"]
+    assert set(models[-1]) == set(baseline)
+    assert all(torch.equal(v, baseline[k]) for k, v in models[-1].items())
+    assert not all(torch.equal(v, baseline[k]) for k, v in models[0].items())  # an earlier student
+    # student_pretrained/ is that final baseline too (the last promoted student).
+    final = AutoModelForCausalLM.from_pretrained(trained / "student_pretrained").state_dict()
+    assert all(torch.equal(v, baseline[k]) for k, v in final.items())
+
+
+def test_a_damaged_promoted_student_is_refused_by_name(trained, tmp_path, student):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from soar_agents.app.checkpoints import RunFolderError
+    from soar_agents.app.runs import promoted_weights
+
+    run = _copy(trained, tmp_path)
+    folder = run / "promoted" / "round_0"
+    file = folder / "model.safetensors"
+    weights = load_file(file)
+    assert "lm_head.weight" not in weights  # tied to the embedding: save_pretrained leaves it out
+    loaded = promoted_weights(student, folder)
+    assert torch.equal(loaded["lm_head.weight"], weights["model.embed_tokens.weight"])
+    name = re.escape("round_0/model.safetensors")
+    save_file({**weights, "model.norm.weight": weights["model.norm.weight"] * float("nan")}, file)
+    with pytest.raises(RunFolderError, match=name + " holds NaN or inf values in model.norm.weight"):
+        promoted_weights(student, folder)
+    save_file({k: v for k, v in weights.items() if k != "model.norm.weight"}, file)
+    with pytest.raises(RunFolderError, match=name + " is not a student of this run's model .*norm.weight"):
+        promoted_weights(student, folder)
+    file.write_bytes(file.read_bytes()[:100])  # cut short
+    with pytest.raises(RunFolderError, match=name + " is corrupted"):
+        promoted_weights(student, folder)
+    file.unlink()
+    with pytest.raises(RunFolderError, match=name + " is missing"):
+        promoted_weights(student, folder)
+
+
+def test_promoted_students_of_older_runs_still_evaluate_and_resume(trained, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from soar_agents.app.checkpoints import RunFolderError, sha256_file
+    from soar_agents.app.runs import evaluate_run, promoted_students
+
+    folders = evaluate_run(_copy(trained, tmp_path), [0], variants=["PS"], progress=False)["results"]["PS"]
+    # Round 0 as older runs saved it: one bare state dict (the tied lm_head included), no folder.
+    run = _copy(trained, tmp_path)
+    weights = load_file(run / "promoted" / "round_0" / "model.safetensors")
+    weights["lm_head.weight"] = weights["model.embed_tokens.weight"].clone()
+    save_file(weights, run / "promoted" / "round_0.safetensors")
+    shutil.rmtree(run / "promoted" / "round_0")
+    manifest = json.loads((run / "manifest.json").read_text())
+    files = {k: v for k, v in manifest["files"].items() if not k.startswith("promoted/round_0/")}
+    files["promoted/round_0.safetensors"] = sha256_file(run / "promoted" / "round_0.safetensors")
+    (run / "manifest.json").write_text(json.dumps({**manifest, "files": files}))
+    assert promoted_students(run) == [run / "promoted" / "round_0.safetensors", run / "promoted" / "round_1"]
+    assert len(_resume(run)) == 2
+    assert evaluate_run(run, [0], variants=["PS"], progress=False)["results"]["PS"] == folders
+    (run / "promoted" / "round_0.safetensors").unlink()
+    with pytest.raises(RunFolderError, match=re.escape("round_0.safetensors is missing")):
+        _resume(run)
 
 
 def test_a_pickle_payload_in_any_file_never_runs(trained, tmp_path):
@@ -304,8 +379,8 @@ def test_nan_weights_and_missing_keys_are_refused(trained, tmp_path):
     with pytest.raises(RunFolderError, match="does not hold a complete run state.*np_random"):
         _resume(run)
     run = _copy(trained, tmp_path)
-    (run / "promoted" / "round_0.safetensors").unlink()
-    with pytest.raises(RunFolderError, match="round_0.safetensors is missing"):
+    (run / "promoted" / "round_0" / "model.safetensors").unlink()
+    with pytest.raises(RunFolderError, match=re.escape("round_0/model.safetensors is missing")):
         _resume(run)
 
 

@@ -4,7 +4,8 @@ Users share run folders, and ``torch.load`` of a pickle runs whatever code the f
 for. So a saved state is one safetensors file: its tensors (weights, optimizer moments,
 torch RNG states) as safetensors, everything else as JSON in the file's metadata, with a
 sha256 of both so a changed byte anywhere is caught. ``manifest.json`` holds the sha256 of
-every file a resume reads; it is written last, so it always names a complete checkpoint.
+every file a resume reads (each file of the promoted students' ``save_pretrained`` folders
+too); it is written last, so it always names a complete checkpoint.
 """
 
 from __future__ import annotations
@@ -191,18 +192,21 @@ def differences(saved: Any, given: Any, prefix: str = "") -> list[str]:
     return [] if same else [f"{prefix[:-1]}: {saved!r} -> {given!r}"]
 
 
-# ---- plain weight files (promoted students): a state dict any safetensors reader opens -------
-def save_weights(path: Path, weights: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
-    tensors = {k: v.detach().cpu().contiguous() for k, v in weights.items()}
-    write_atomic(Path(path), lambda tmp: save_file(tensors, str(tmp)))
+# ---- promoted students: Hugging Face folders (older runs: one weight file) -----------------
+def folder_files(run: Path, folder: str) -> dict[str, str]:
+    """``{"FOLDER/FILE": sha256}`` for every file in ``run/folder``, for the manifest (so a
+    resume or an evaluation notices a damaged or missing file of a saved folder)."""
+    return {p.relative_to(run).as_posix(): sha256_file(p) for p in sorted((run / folder).rglob("*"))
+            if p.is_file()}
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """``save_weights``'s file, refused when unreadable or not finite."""
+    """A safetensors weight file (a promoted folder's ``model.safetensors``, or an older
+    run's ``promoted/round_R.safetensors``), refused when missing, unreadable or not finite."""
     from safetensors.torch import load_file
 
+    if not Path(path).is_file():
+        raise RunFolderError(f"{path} is missing; restore it, or train again")
     try:
         weights = load_file(str(path))
     except Exception as err:  # safetensors raises its own error types on malformed files

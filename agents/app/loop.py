@@ -8,6 +8,7 @@ history = train_teacher(teacher, "SOAR-Tiny-v0", rounds=20, seed=0, log_dir="run
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -18,15 +19,16 @@ import numpy as np
 
 import soar_env
 from soar_env.diagnostics import proposal_stats
+from soar_env.files import write_atomic_folder
 
 from ..teachers.protocol import Teacher
 from .checkpoints import (
     RunFolderError,
     differences,
+    folder_files,
     jsonable,
     load_state,
     save_state,
-    save_weights,
     sha256_file,
     verify_manifest,
     write_json,
@@ -61,7 +63,13 @@ def train_teacher(
     - every ``checkpoint_every`` rounds (and at the end) the whole run (teacher, env state,
       history) goes to ``checkpoints/round_R.safetensors``, then ``manifest.json`` (sha256
       of every file a resume reads), then the teacher alone to ``teacher.safetensors``;
-    - each promoted student's weights go to ``promoted/round_R.safetensors`` (for PS).
+    - each promoted student goes to ``promoted/round_R/``, a Hugging Face folder (config,
+      ``model.safetensors``, tokenizer) that transformers and vLLM load as it is; PS reads
+      it, and the manifest lists each of its files (older runs: ``promoted/round_R.safetensors``,
+      a bare state dict, still read);
+    - at the end the trained teacher (LLM teachers) goes to ``teacher_pretrained/`` and,
+      when the run promoted, the final baseline (the last promoted student) to
+      ``student_pretrained/``, both Hugging Face folders.
     Nothing is pickled: weights in safetensors, the rest JSON (``checkpoints.py``).
     With ``resume=True`` a run continues from the manifest's checkpoint (refused, with the
     reason, when a file changed or the run's settings differ): on CPU with the same seed
@@ -92,7 +100,7 @@ def train_teacher(
     history: list[dict[str, Any]] = []
     start = 0
     run = Path(log_dir) if log_dir is not None else None
-    promoted: dict[str, str] = {}  # promoted students saved so far -> sha256, for the manifest
+    promoted: dict[str, str] = {}  # files of the promoted students saved so far -> sha256, for the manifest
     if resume and run is not None and has_checkpoint(run):
         start, history, promoted = load_checkpoint(run, teacher, unwrapped, seed)
         teacher.save(run / "teacher.safetensors")  # a kill may have come before this export
@@ -133,9 +141,9 @@ def train_teacher(
             )
             if logger is not None:
                 if save_promoted and infos[-1].get("promoted"):
-                    student = f"promoted/round_{r}.safetensors"
-                    save_weights(run / student, unwrapped.baseline)
-                    promoted[student] = sha256_file(run / student)
+                    student = f"promoted/round_{r}"
+                    export_student(unwrapped, run / student)
+                    promoted.update(folder_files(run, student))
                 last = truncated or r + 1 == rounds
                 if checkpoint_every and ((r + 1) % checkpoint_every == 0 or last):
                     save_checkpoint(run, r + 1, teacher, unwrapped, history, seed, promoted)
@@ -157,13 +165,20 @@ def train_teacher(
 
 
 def export_student(env: Any, folder: Path) -> None:
-    """The env's current baseline student as a ``save_pretrained`` folder."""
+    """The env's current baseline student as a ``save_pretrained`` folder (config, one
+    ``model.safetensors``, tokenizer), written whole or not at all; the live weights are kept."""
     student = env.student
     keep = student.snapshot()
+
+    def save(tmp: Path) -> None:
+        # One weight file whatever the model's size (by default transformers 4 shards above
+        # 5 GB, 5 above 50 GB): PS reads model.safetensors.
+        student.model.save_pretrained(tmp, max_shard_size="1000GB")
+        student.tokenizer.save_pretrained(tmp)
+
     try:
         student.restore(env.baseline)
-        student.model.save_pretrained(folder)
-        student.tokenizer.save_pretrained(folder)
+        write_atomic_folder(folder, save)
     finally:
         student.restore(keep)
 
@@ -210,7 +225,11 @@ def save_checkpoint(
     write_json(run / "manifest.json", {"checkpoint": name, "files": files})
     stale = [*(run / "checkpoints").glob("round_*.safetensors"), *run.glob(".*.tmp"), *run.glob("*/.*.tmp")]
     for old in stale:
-        if old != run / name:  # older checkpoints, and temporary files of killed writes
+        if old == run / name:
+            continue
+        if old.is_dir():  # a temporary folder of a killed save_pretrained
+            shutil.rmtree(old, ignore_errors=True)
+        else:  # older checkpoints, and temporary files of killed writes
             old.unlink(missing_ok=True)
     teacher.save(run / "teacher.safetensors")  # the trained teacher alone, for users
 

@@ -186,12 +186,14 @@ def evaluate_run(
 
 
 def promoted_students(run: str | Path) -> list[Path]:
-    """The promoted students' weight files the run's manifest lists (so checked), by round."""
+    """The promoted students the run's manifest lists (so checked), by round: the folders
+    ``promoted/round_R/`` (``save_pretrained``), or an older run's files ``promoted/round_R.safetensors``."""
     run = Path(run)
     if not (run / "manifest.json").is_file():
         return []
     names = [n for n in read_json(run / "manifest.json").get("files", {}) if n.startswith("promoted/")]
-    return sorted((run / n for n in names), key=lambda p: int(p.stem.split("_")[-1]))
+    students = {run / "promoted" / n.split("/")[1] for n in names}  # one per folder, whatever its files
+    return sorted(students, key=lambda p: int(p.stem.split("_")[-1]))
 
 
 def sample_questions(agent: Any, env: Any, count: int) -> list:
@@ -206,7 +208,7 @@ def best_promoted_student(env: Any, promoted: list[Path], seeds: list[int], conf
     try:
         best, best_acc = None, -1.0
         for path in promoted:
-            weights = load_weights(path)
+            weights = promoted_weights(env.student, path)
             env.student.restore(weights)
             acc = env.accuracy(list(env.hard_set.train))
             if acc > best_acc:
@@ -215,6 +217,27 @@ def best_promoted_student(env: Any, promoted: list[Path], seeds: list[int], conf
         return EvalResult("PS", [evaluate_student(env, seed, config) for seed in seeds])
     finally:
         env.student.restore(keep)
+
+
+def promoted_weights(student: Any, path: Path) -> dict[str, Any]:
+    """A promoted student's weights, ready for ``student.restore``: from the folder's
+    ``model.safetensors`` or, in older runs, the weight file ``path`` itself."""
+    file = path / "model.safetensors" if path.is_dir() else path
+    weights = load_weights(file)
+    live = student.model.state_dict()
+    # save_pretrained leaves out tied copies (the tiny models' lm_head is their embedding):
+    # each gets the tensor saved for the key it shares storage with.
+    saved_at = {t.data_ptr(): k for k, t in live.items() if k in weights}
+    for k, t in live.items():
+        if k not in weights and t.data_ptr() in saved_at:
+            weights[k] = weights[saved_at[t.data_ptr()]]
+    wrong = [k for k, t in live.items() if k not in weights or weights[k].shape != t.shape]
+    if wrong:
+        raise RunFolderError(
+            f"{file} is not a student of this run's model ({wrong[0]} is missing or of another "
+            f"shape, {len(wrong)} tensors in all); restore it, or train again"
+        )
+    return weights
 
 
 def leaderboard(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from soar_env.files import write_atomic_folder
 from soar_env.problems import Problem, validated
 from soar_env.rl import PolicyBatch, policy_gradient_update, rloo_advantages
 
@@ -309,9 +310,14 @@ class SoarTeacher(Teacher):
         }
 
     def export_pretrained(self, folder: str | Path) -> bool:
-        """The teacher's model and tokenizer via ``save_pretrained`` (safetensors)."""
-        self.policy.model.save_pretrained(folder)
-        self.policy.tokenizer.save_pretrained(folder)
+        """The teacher's model and tokenizer via ``save_pretrained`` (safetensors), written
+        whole or not at all (``write_atomic_folder``)."""
+
+        def save(tmp: Path) -> None:
+            self.policy.model.save_pretrained(tmp)
+            self.policy.tokenizer.save_pretrained(tmp)
+
+        write_atomic_folder(folder, save)
         return True
 
     # ---- state --------------------------------------------------------------------------
