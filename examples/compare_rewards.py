@@ -5,7 +5,7 @@ reward (the paper's Intrinsic-T), then evaluates each with the paper's protocol 
 questions from the trained teacher -> fresh student -> held-out pass@k), next to Hard-Only.
 Ends with one table and one figure (reward curves, proposal diversity, pass@k).
 
-    python examples/compare_rewards.py --seeds 3 --rounds 12 [--env SOAR-Tiny-v1]
+    python examples/compare_rewards.py --seeds 3 --rounds 12 [--env SOAR-Tiny-v0]
 """
 
 import argparse
@@ -17,9 +17,10 @@ from rich.console import Console
 from soar_agents.app.cli import parse_settings
 from soar_agents.app.report import eval_table, plot_pass_at_k
 from soar_agents.app.runs import evaluate_run, teacher_variant, train_run
+from soar_env import DEFAULT_ENV
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--env", default="SOAR-Tiny-v0", help="SOAR-Tiny-v1 adds the off-target region")
+parser.add_argument("--env", default=DEFAULT_ENV, help="SOAR-Tiny-v0: no off-target region")
 parser.add_argument("--seeds", type=int, default=3)
 parser.add_argument("--rounds", type=int, default=12)
 parser.add_argument("--eval-steps", type=int, default=None,

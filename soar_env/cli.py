@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+from soar_env import DEFAULT_ENV
+
 
 def _stones(args: argparse.Namespace) -> int:
     from soar_env.stepping_stones import (
@@ -82,7 +84,7 @@ def add_commands(sub) -> None:
     stones.add_argument("--out", default="runs/stepping_stones", help="output folder")
     stones.set_defaults(func=_stones)
     hardset = sub.add_parser("hardset", help="build (or read from cache) an env's fail@k hard set")
-    hardset.add_argument("--env", default="SOAR-Tiny-v0", help="registered env id")
+    hardset.add_argument("--env", default=DEFAULT_ENV, help="registered env id")
     hardset.add_argument("--student", default=None, help="model folder or hub id")
     hardset.add_argument("--dataset", default=None, help="math: MATH-format file or 'champ'")
     hardset.add_argument("-k", type=int, default=128, help="fail@k filter (default 128)")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from soar_env import DEFAULT_ENV
 from soar_env.evaluation import EvalConfig, EvalResult, pass_at_k
 
 SMALL = ["dataset_size=8", "group_size=2", "inner_steps=2", "reward_questions=16"]
@@ -142,7 +143,7 @@ def test_bench_writes_a_leaderboard(tmp_path):
     assert rerun["compute"]["random"]["eval_seconds"] == first
     assert summary["compute"]["learnability"]["sampled_tokens"] > 0  # the equal-compute view
     # What reproduces the table: env, teachers, seeds, package version, evaluation settings.
-    assert summary["env"] == "SOAR-Tiny-v0" and summary["seeds"] == [0, 1]
+    assert summary["env"] == DEFAULT_ENV == "SOAR-Tiny-v1" and summary["seeds"] == [0, 1]
     assert summary["teachers"] == ["random", "learnability"] and summary["version"]
     assert summary["eval"]["max_steps"] == 2 and summary["overrides"]["dataset_size"] == 8
     # teacher.* settings reach the LLM teachers only (the paper's answers='teacher' comparison).
@@ -236,15 +237,17 @@ def test_each_promoted_student_is_a_hugging_face_folder_in_the_manifest(trained)
     assert all(torch.equal(v, baseline[k]) for k, v in final.items())
 
 
-def test_a_damaged_promoted_student_is_refused_by_name(trained, tmp_path, student):
+def test_a_damaged_promoted_student_is_refused_by_name(trained, tmp_path):
     import torch
     from safetensors.torch import load_file, save_file
 
     from soar_agents.app.checkpoints import RunFolderError
     from soar_agents.app.runs import promoted_weights
+    from soar_env.student import HFStudent
 
     run = _copy(trained, tmp_path)
     folder = run / "promoted" / "round_0"
+    student = HFStudent.from_pretrained(folder, device="cpu")  # the run's model, whichever tiny id
     file = folder / "model.safetensors"
     weights = load_file(file)
     assert "lm_head.weight" not in weights  # tied to the embedding: save_pretrained leaves it out

@@ -4,7 +4,7 @@ The one parser of the command (also ``python -m soar_agents``). It lives in ``so
 because training needs the teachers and ``soar_env`` never imports them; ``stones`` and
 ``hardset`` are ``soar_env.cli``'s own commands, added here by ``soar_env.cli.add_commands``.
 
-    soar-env train                       # SOAR teacher on SOAR-Tiny-v0, 12 rounds, then eval
+    soar-env train                       # SOAR teacher on SOAR-Tiny-v1, 12 rounds, then eval
     soar-env train --resume --out runs/train
     soar-env eval runs/train --seeds 0 1 2
     soar-env bench --teachers soar learnability --seeds 5
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from soar_env import __version__
+from soar_env import DEFAULT_ENV, __version__
 from soar_env import cli as env_cli
 
 from .. import TEACHERS
@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     steps_help = "fresh-student training steps in the evaluation (default: the env's protocol)"
     train = sub.add_parser("train", help="train a teacher on an env (the main job), then evaluate it",
                            formatter_class=fmt)
-    train.add_argument("--env", default="SOAR-Tiny-v0", help="registered env id")
+    train.add_argument("--env", default=DEFAULT_ENV, help="registered env id")
     train.add_argument("--teacher", default="soar", choices=TEACHERS, metavar="NAME",
                        help=f"teacher: {', '.join(TEACHERS)}")
     train.add_argument("--rounds", type=_positive("--rounds"), default=12,
@@ -206,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_eval)
     bench = sub.add_parser("bench", help="several teachers x seeds, trained and evaluated; a leaderboard",
                            formatter_class=fmt)
-    bench.add_argument("--env", default="SOAR-Tiny-v0", help="registered env id")
+    bench.add_argument("--env", default=DEFAULT_ENV, help="registered env id")
     # The paper's comparison: grounded and intrinsic teachers, the untrained teacher, and two
     # non-LLM references (Hard-Only and base come with the first teacher of each seed).
     bench.add_argument("--teachers", nargs="+", choices=TEACHERS,

@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 import soar_env
+from soar_env import DEFAULT_ENV
 from soar_env.diagnostics import proposal_stats
 from soar_env.evaluation import (
     EvalConfig,
@@ -45,7 +46,7 @@ def teacher_variant(teacher: str) -> str:
 
 def train_run(
     out: str | Path,
-    env_id: str = "SOAR-Tiny-v0",
+    env_id: str = DEFAULT_ENV,
     teacher: str = "soar",
     seed: int = 0,
     rounds: int = 20,
