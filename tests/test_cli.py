@@ -69,10 +69,14 @@ def test_ctrl_c_in_the_first_round_then_resume_gives_the_same_rewards(tmp_path):
     while not (tmp_path / "cut" / "run.json").is_file():  # the run has started its work
         assert time.time() < deadline and cut.proc.poll() is None, cut.output()
         time.sleep(0.05)
-    time.sleep(3)  # inside the first round
+    # Inside the first round: run.json is written just before it starts, and at these
+    # settings a round takes under a second, so the signal must follow at once.
+    time.sleep(0.2)
     cut.proc.send_signal(signal.SIGINT)
     started = time.time()
-    assert cut.wait(timeout=60) == 130, cut.output()
+    # 130 from the CLI's handler; a Ctrl-C that lands while the interpreter starts or ends a
+    # phase can end the process by the signal itself (-2 here), which a shell reports as 130.
+    assert cut.wait(timeout=60) in (130, -signal.SIGINT), cut.output()
     assert time.time() - started < 30  # exits promptly
     assert "--resume" in cut.output() and "Traceback" not in cut.output()
     resumed = Run(tmp_path / "cut", "--rounds", "2", "--resume")
