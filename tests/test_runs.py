@@ -55,6 +55,12 @@ def test_eval_summary_interval():
     assert s["ci95"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3))  # t quantile, 2 degrees of freedom
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C as a user's terminal delivers it: a test suite started in the background (``cmd &``)
+    inherits an ignored SIGINT, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Run:
     """`soar-env train` in a subprocess (1 thread: both runs do the same arithmetic)."""
 
@@ -64,7 +70,7 @@ class Run:
         self.log = out.parent / f"{out.name}-{len(list(out.parent.glob(out.name + '-*.log')))}.log"
         with self.log.open("w") as f:  # a file, not a pipe: a full pipe would block the child
             self.proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                                         stdout=f, stderr=subprocess.STDOUT)
+                                         stdout=f, stderr=subprocess.STDOUT, preexec_fn=_as_in_a_terminal)
 
     def wait(self, timeout: float = 600) -> int:
         return self.proc.wait(timeout=timeout)
