@@ -27,12 +27,18 @@ def _one_by_one(rounds):
 @pytest.mark.parametrize("executor", ["serial", "process", pytest.param("ray", marks=pytest.mark.slow)])
 def test_step_round_equals_steps(executor):
     if executor == "ray":
-        pytest.importorskip("ray")  # an optional extra: pip install 'soar-env[ray]'
+        # In the dev extra (so CI runs it); a plain install has it as the extra '.[ray]'.
+        ray = pytest.importorskip("ray")
+        ray.init(num_cpus=2, log_to_driver=False)  # the setting: two CPUs, no GPU
     expected = _one_by_one(2)
     env = gym.make("SOAR-Tiny-v1", executor=executor, num_workers=2, **SETTINGS)
-    env.reset(seed=5)
-    got = [step[1:] for actions in _actions(env, 2) for step in env.unwrapped.step_round(actions)]
-    env.close()
+    try:
+        env.reset(seed=5)
+        got = [step[1:] for actions in _actions(env, 2) for step in env.unwrapped.step_round(actions)]
+    finally:
+        env.close()
+        if executor == "ray":
+            ray.shutdown()
     assert got == expected  # rewards, flags and infos (promotions, usage counters), bit for bit
     assert [info["promotions"] for *_, info in got] == [0, 1, 1, 2]
 
