@@ -280,6 +280,8 @@ class HFStudent:
 
     def _sample(self, prompts: Sequence[str], samples: int, max_new_tokens: int, temperature: float,
                 generator: torch.Generator | None) -> Rollout:
+        from soar_env.student.kv_cache import compacting  # loads transformers' cache classes
+
         unique_ids, unique_mask = self.encode_prompts(prompts)
         prompt_ids = unique_ids.repeat_interleave(samples, 0)
         prompt_mask = unique_mask.repeat_interleave(samples, 0)
@@ -294,6 +296,7 @@ class HFStudent:
         cache = _cache_of(out)
         if samples > 1:
             cache.batch_repeat_interleave(samples)
+        compacting(cache)  # drops of finished rows ride on the next append's copy
         logits = out.logits[:, -1, :].repeat_interleave(samples, 0)
         mask = prompt_mask
         last_pos = position_ids[:, -1:].repeat_interleave(samples, 0)
