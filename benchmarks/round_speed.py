@@ -1,67 +1,113 @@
-"""Seconds per grounded round of SOAR-Tiny-v0 at its defaults: serial vs process executor.
+"""Seconds per grounded round of a tiny id at its defaults: serial vs process executor,
+optionally against the serial round of an older git revision.
 
-A round is g=4 datasets (n=64 uniform-length chains, the tiny teacher's distribution), each
-trained r=1 x K=10 RLOO steps and measured on M=64 reward questions. Each executor runs in
-its own process, alternating, ``--repeats`` rounds each, so the ratio compares like with
-like on a shared machine; the rewards of both are checked equal (the executors' contract).
+A round is g=4 datasets (n=64 chains of uniform length 1-20, the tiny teacher's
+distribution), each trained r x K RLOO steps and measured on M reward questions. Each case
+runs in its own process, the cases alternate ``--repeats`` times, so the ratios compare like
+with like on a shared machine. Every case's rewards are checked equal to the serial one's
+(the executors' contract, and for ``--baseline`` that the speed-up changed no number).
 
     python benchmarks/round_speed.py --repeats 2 --workers 2
+    python benchmarks/round_speed.py --env SOAR-Tiny-v0 --baseline a0a1fb5^   # before step_round
+
+``--baseline REV`` checks REV out into a temporary git worktree and imports soar_env from
+there; a revision without ``step_round`` steps the round's g actions one by one.
 """
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 
-def run_case(executor: str, workers: int, rounds: int) -> dict:
+def run_case(env_id: str, executor: str, workers: int, rounds: int) -> dict:
     import gymnasium as gym
 
-    import soar_env  # noqa: F401
-    from soar_env import embedded
+    import soar_env
 
-    env = gym.make("SOAR-Tiny-v0", executor=executor, num_workers=workers, rounds=rounds + 1)
+    kwargs = {} if executor == "serial" else {"executor": executor, "num_workers": workers}
+    env = gym.make(env_id, rounds=rounds + 1, **kwargs)
     env.reset(seed=0)
-    domain = embedded.tiny_domain()
-    warm = [domain.problems(64, range(1, 21), seed=100 + i) for i in range(4)]
-    env.unwrapped.step_round(warm)  # worker start-up and first-call costs stay out of the timing
+    generator = env.unwrapped.domain.generator
+    step_round = getattr(env.unwrapped, "step_round", None) or (lambda acts: [env.step(a) for a in acts])
+    warm = [generator.problems(64, range(1, 21), seed=100 + i) for i in range(4)]
+    step_round(warm)  # worker start-up and first-call costs stay out of the timing
     seconds, rewards = [], []
     for r in range(rounds):
-        actions = [domain.problems(64, range(1, 21), seed=10 * r + i) for i in range(4)]
+        actions = [generator.problems(64, range(1, 21), seed=10 * r + i) for i in range(4)]
         start = time.perf_counter()
-        steps = env.unwrapped.step_round(actions)
+        steps = step_round(actions)
         seconds.append(time.perf_counter() - start)
         rewards += [s[1] for s in steps]
     env.close()
-    return {"seconds": seconds, "rewards": rewards}
+    return {"seconds": seconds, "rewards": rewards, "soar_env": soar_env.__file__}
+
+
+def _child(case: str, args, tree: Path | None) -> dict:
+    env = dict(os.environ)
+    if tree is not None:  # import the old revision's soar_env ahead of the installed one
+        env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, __file__, "--case", case, "--env", args.env,
+                          "--workers", str(args.workers)],
+                         capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
+    if out.returncode:
+        raise SystemExit(f"case {case} failed:\n{out.stderr[-3000:]}")
+    data = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = tree if tree is not None else REPO
+    if not data["soar_env"].startswith(str(expected)):
+        raise SystemExit(f"case {case} imported {data['soar_env']}, not the tree {expected}")
+    return data
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2, help="alternations of the two cases")
+    parser.add_argument("--repeats", type=int, default=2, help="alternations of the cases")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--env", default="SOAR-Tiny-v0")
+    parser.add_argument("--baseline", help="a git revision whose serial round is timed too")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.workers, 1)))
+        print(json.dumps(run_case(args.env, args.case, args.workers, 1)))
         return
-    results: dict[str, list] = {"serial": [], "process": []}
-    rewards: dict[str, list] = {"serial": [], "process": []}
-    for _ in range(args.repeats):
-        for case in results:
-            out = subprocess.run([sys.executable, __file__, "--case", case, "--workers", str(args.workers)],
-                                 capture_output=True, text=True, check=True)
-            data = json.loads(out.stdout.strip().splitlines()[-1])
-            results[case] += data["seconds"]
-            rewards[case] = data["rewards"]
-    serial, process = statistics.median(results["serial"]), statistics.median(results["process"])
-    print("| executor | seconds per round (median) |\n|---|---:|")
-    print(f"| serial | {serial:.1f} |\n| process, {args.workers} workers | {process:.1f} |")
-    print(f"\nspeed-up {serial / process:.2f}x; rewards equal: {rewards['serial'] == rewards['process']}")
-    print(json.dumps({"seconds": results, "speedup": serial / process,
-                      "rewards_equal": rewards["serial"] == rewards["process"]}))
+    with tempfile.TemporaryDirectory() as tmp:
+        trees: dict[str, Path | None] = {}
+        if args.baseline:
+            tree = Path(tmp) / "baseline"
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tree),
+                            args.baseline], check=True)
+            trees[f"serial at {args.baseline}"] = tree
+        trees["serial"] = None
+        trees[f"process, {args.workers} workers"] = None
+        seconds: dict[str, list] = {name: [] for name in trees}
+        rewards: dict[str, list] = {}
+        try:
+            for _ in range(args.repeats):
+                for name, tree in trees.items():
+                    executor = "process" if name.startswith("process") else "serial"
+                    data = _child(executor, args, tree)
+                    seconds[name] += data["seconds"]
+                    rewards[name] = data["rewards"]
+        finally:
+            if args.baseline:
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)])
+    first = next(iter(trees))
+    base = statistics.median(seconds[first])
+    print(f"{args.env}, one grounded round at its defaults, median of {args.repeats}\n")
+    print(f"| case | seconds per round | speed-up vs {first} | rewards equal |\n|---|---:|---:|---|")
+    for name in trees:
+        median = statistics.median(seconds[name])
+        print(f"| {name} | {median:.1f} | {base / median:.2f}x | {rewards[name] == rewards['serial']} |")
+    print(json.dumps({"env": args.env, "seconds": seconds,
+                      "speedup": {n: base / statistics.median(s) for n, s in seconds.items()},
+                      "rewards_equal": {n: rewards[n] == rewards["serial"] for n in trees}}))
 
 
 if __name__ == "__main__":
