@@ -1,4 +1,4 @@
-"""Seconds per grounded round of a tiny id at its defaults: serial vs process executor,
+"""Seconds per grounded round of a tiny id at its defaults, by executor (serial, process, ray),
 optionally against the serial round of an older git revision.
 
 A round is g=4 datasets (n=64 chains of uniform length 1-20, the tiny teacher's
@@ -9,6 +9,7 @@ with like on a shared machine. Every case's rewards are checked equal to the ser
 
     python benchmarks/round_speed.py --repeats 2 --workers 2
     python benchmarks/round_speed.py --env SOAR-Tiny-v0 --baseline a0a1fb5^   # before step_round
+    python benchmarks/round_speed.py --executors serial process ray          # pip install '.[ray]'
 
 ``--baseline REV`` checks REV out into a temporary git worktree and imports soar_env from
 there; a revision without ``step_round`` steps the round's g actions one by one.
@@ -33,6 +34,10 @@ def run_case(env_id: str, executor: str, workers: int, rounds: int) -> dict:
     import soar_env
 
     kwargs = {} if executor == "serial" else {"executor": executor, "num_workers": workers}
+    if executor == "ray":
+        import ray
+
+        ray.init(num_cpus=workers, log_to_driver=False)  # a local instance: one CPU per actor
     env = gym.make(env_id, rounds=rounds + 1, **kwargs)
     env.reset(seed=0)
     generator = env.unwrapped.domain.generator
@@ -72,42 +77,46 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--env", default="SOAR-Tiny-v0")
     parser.add_argument("--baseline", help="a git revision whose serial round is timed too")
+    parser.add_argument("--executors", nargs="+", default=["serial", "process"],
+                        choices=["serial", "process", "ray"], help="'ray' needs the [ray] extra")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         print(json.dumps(run_case(args.env, args.case, args.workers, 1)))
         return
     with tempfile.TemporaryDirectory() as tmp:
-        trees: dict[str, Path | None] = {}
+        # case name -> (executor, code tree; None: this checkout)
+        cases: dict[str, tuple[str, Path | None]] = {}
+        old_tree = Path(tmp) / "baseline"
         if args.baseline:
-            tree = Path(tmp) / "baseline"
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(tree),
+            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(old_tree),
                             args.baseline], check=True)
-            trees[f"serial at {args.baseline}"] = tree
-        trees["serial"] = None
-        trees[f"process, {args.workers} workers"] = None
-        seconds: dict[str, list] = {name: [] for name in trees}
+            cases[f"serial at {args.baseline}"] = ("serial", old_tree)
+        for executor in args.executors:
+            name = executor if executor == "serial" else f"{executor}, {args.workers} workers"
+            cases[name] = (executor, None)
+        seconds: dict[str, list] = {name: [] for name in cases}
         rewards: dict[str, list] = {}
         try:
             for _ in range(args.repeats):
-                for name, tree in trees.items():
-                    executor = "process" if name.startswith("process") else "serial"
+                for name, (executor, tree) in cases.items():
                     data = _child(executor, args, tree)
                     seconds[name] += data["seconds"]
                     rewards[name] = data["rewards"]
         finally:
             if args.baseline:
-                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tree)])
+                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old_tree)])
+    trees = cases
     first = next(iter(trees))
     base = statistics.median(seconds[first])
     print(f"{args.env}, one grounded round at its defaults, median of {args.repeats}\n")
     print(f"| case | seconds per round | speed-up vs {first} | rewards equal |\n|---|---:|---:|---|")
     for name in trees:
         median = statistics.median(seconds[name])
-        print(f"| {name} | {median:.1f} | {base / median:.2f}x | {rewards[name] == rewards['serial']} |")
+        print(f"| {name} | {median:.1f} | {base / median:.2f}x | {rewards[name] == rewards[first]} |")
     print(json.dumps({"env": args.env, "seconds": seconds,
                       "speedup": {n: base / statistics.median(s) for n, s in seconds.items()},
-                      "rewards_equal": {n: rewards[n] == rewards["serial"] for n in trees}}))
+                      "rewards_equal": {n: rewards[n] == rewards[first] for n in trees}}))
 
 
 if __name__ == "__main__":
