@@ -1,5 +1,6 @@
 """`soar-env`: mistakes are caught before any work, Ctrl-C keeps what finished."""
 
+import json
 import re
 import signal
 import subprocess
@@ -79,6 +80,26 @@ def test_ctrl_c_in_the_first_round_then_resume_gives_the_same_rewards(tmp_path):
     resumed = Run(tmp_path / "cut", "--rounds", "2", "--resume")
     assert resumed.wait() == 0, resumed.output()
     assert _rewards(tmp_path / "cut") == _rewards(tmp_path / "whole")
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_evaluation_keeps_the_run_and_says_how_to_finish(tmp_path):
+    run = Run(tmp_path / "run", "--rounds", "1", "--eval-seeds", "1", "--eval-steps", "400")
+    deadline = time.time() + 300
+    while "student seed" not in run.log.read_text(errors="replace"):  # an evaluation bar is up
+        assert time.time() < deadline and run.proc.poll() is None, run.output()
+        time.sleep(0.02)
+    run.proc.send_signal(signal.SIGINT)
+    assert run.wait(timeout=60) == 130, run.output()
+    out = run.output()
+    assert "Traceback" not in out and "interrupted during the evaluation" in out
+    command = out.split("Finish it with:")[1].split()
+    assert command[:3] == ["soar-env", "eval", str(tmp_path / "run")]
+    assert command[3:] == ["--seeds", "0", "--eval-steps", "400"]
+    assert (tmp_path / "run" / "rounds.csv").is_file()  # the trained round is kept
+    finished = _cli(*command[1:], "--variants", "base")  # the base model's pass@k: no training
+    assert finished.returncode == 0, finished.stderr
+    assert "base" in json.loads((tmp_path / "run" / "eval.json").read_text())["results"]
 
 
 def test_one_command_lists_every_subcommand_once():

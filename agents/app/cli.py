@@ -119,7 +119,15 @@ def _train(args: argparse.Namespace) -> int:
         return 130
     results = None
     if args.eval_seeds > 0:
-        results = evaluate_run(out, list(range(args.eval_seeds)), eval_steps=args.eval_steps)
+        seeds = list(range(args.eval_seeds))
+        try:
+            results = evaluate_run(out, seeds, eval_steps=args.eval_steps)
+        except KeyboardInterrupt:
+            steps = f" --eval-steps {args.eval_steps}" if args.eval_steps else ""
+            print(f"\ninterrupted during the evaluation: the trained run is saved in {out}, and each "
+                  f"finished evaluation in {out / 'eval.json'}. Finish it with:\n"
+                  f"  soar-env eval {out} --seeds {' '.join(map(str, seeds))}{steps}", file=sys.stderr)
+            return 130
     caption = (f"{args.env}, teacher {args.teacher}, {len(history)} rounds, teacher seed {args.seed}, "
                f"student seeds 0-{args.eval_seeds - 1}; soar-env {__version__}")
     plot_run(history, results, out / "run.png", caption=caption)
