@@ -7,9 +7,9 @@ the next append and does both in one ``index_select`` into the new tensor. The r
 same contiguous tensor, so attention sees the same shapes, strides and values as before:
 samples are equal bit for bit.
 
-Why not a preallocated (static) cache: attention over *views* of a larger buffer is about
-twice as slow on CPU as over contiguous keys (measured, ``docs/scale.md``), which cancels
-what the missing copies save.
+Why not a preallocated (static) cache: on CPU, attention over *views* of a larger buffer
+took 1.8x as long as over contiguous keys of the same shape, more than the saved copies
+(``benchmarks/kv_layout.py``; ``docs/scale.md``).
 """
 
 from __future__ import annotations
