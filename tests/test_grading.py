@@ -358,7 +358,7 @@ bombs = [f"{sys.argv[1]} + {k}" for k in range(WORKERS)]  # one per worker
 threading.Thread(target=parses_batch, args=(bombs, 600.0), daemon=True).start()
 print("busy", flush=True)
 if sys.argv[2] == "exit":
-    import time; time.sleep(2); sys.exit(0)  # a normal exit while the workers grind
+    sys.stdin.readline(); sys.exit(0)  # a normal exit while the workers grind (the test says when)
 threading.Event().wait()
 """
 
@@ -369,15 +369,24 @@ def test_grader_processes_die_with_their_owner(end):
     """Forkserver, workers (mid-bomb) and resource tracker are gone 5 s after the owner ends."""
     owner = subprocess.Popen(
         [sys.executable, "-c", OWNER_SCRIPT, _det(12), end], stdout=subprocess.PIPE, text=True,
-        stderr=subprocess.DEVNULL,  # at exit, the grading thread's batch fails loudly
+        stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,  # at exit, the grading thread's batch fails loudly
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     try:
         assert owner.stdout.readline().strip() == "busy"
-        time.sleep(2)  # the workers are deep in the determinant now
+        # Forkserver, resource tracker, workers: on a loaded machine they can take a while to be
+        # up (a CI run once saw 2 of them after a fixed 2 s), so wait for them, then 2 s more:
+        # the workers are deep in the determinant.
+        deadline = time.monotonic() + 60
+        while len(_descendants(owner.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2)
         processes = _descendants(owner.pid)
-        assert len(processes) >= 3, processes  # forkserver, resource tracker, workers
-        if end != "exit":
+        assert len(processes) >= 3, processes
+        if end == "exit":
+            owner.stdin.write("exit\n")
+            owner.stdin.flush()
+        else:
             owner.send_signal(getattr(signal, end))
         owner.wait(timeout=10)  # interpreter exit must not block on a busy worker
         deadline = time.monotonic() + 5
