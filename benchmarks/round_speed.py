@@ -75,7 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="alternations of the cases")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--env", default="SOAR-Tiny-v0")
+    parser.add_argument("--env", default=None, help="a tiny id (default: soar_env.DEFAULT_ENV)")
     parser.add_argument("--baseline", help="a git revision whose serial round is timed too")
     parser.add_argument("--executors", nargs="+", default=["serial", "process"],
                         choices=["serial", "process", "ray"], help="'ray' needs the [ray] extra")
@@ -84,6 +84,10 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.env, args.case, args.workers, 1)))
         return
+    if args.env is None:  # here, not at import: a --baseline revision's soar_env may predate it
+        from soar_env import DEFAULT_ENV
+
+        args.env = DEFAULT_ENV
     with tempfile.TemporaryDirectory() as tmp:
         # case name -> (executor, code tree; None: this checkout)
         cases: dict[str, tuple[str, Path | None]] = {}
@@ -106,17 +110,16 @@ def main() -> None:
         finally:
             if args.baseline:
                 subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old_tree)])
-    trees = cases
-    first = next(iter(trees))
+    first = next(iter(cases))
     base = statistics.median(seconds[first])
     print(f"{args.env}, one grounded round at its defaults, median of {args.repeats}\n")
     print(f"| case | seconds per round | speed-up vs {first} | rewards equal |\n|---|---:|---:|---|")
-    for name in trees:
+    for name in cases:
         median = statistics.median(seconds[name])
         print(f"| {name} | {median:.1f} | {base / median:.2f}x | {rewards[name] == rewards[first]} |")
     print(json.dumps({"env": args.env, "seconds": seconds,
                       "speedup": {n: base / statistics.median(s) for n, s in seconds.items()},
-                      "rewards_equal": {n: rewards[n] == rewards[first] for n in trees}}))
+                      "rewards_equal": {n: rewards[n] == rewards[first] for n in cases}}))
 
 
 if __name__ == "__main__":

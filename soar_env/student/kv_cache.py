@@ -29,7 +29,10 @@ def _select_append(cache: Tensor, rows: Tensor, new: Tensor) -> Tensor:
 
 
 class CompactingLayer(DynamicLayer):
-    """A ``DynamicLayer`` whose row drops wait for the next append (one copy, not two)."""
+    """A ``DynamicLayer`` whose row drops wait for the next append (one copy, not two).
+
+    Made for one sampling call (``compacting``), where only drops and appends happen.
+    """
 
     pending: Tensor | None = None
 
@@ -51,11 +54,6 @@ class CompactingLayer(DynamicLayer):
         self.values = _select_append(self.values, self.pending, value_states)
         self.pending = None
         return self.keys, self.values
-
-    def batch_repeat_interleave(self, repeats: int) -> None:
-        if self.pending is not None:
-            raise RuntimeError("CompactingLayer: repeat rows before dropping any")
-        super().batch_repeat_interleave(repeats)
 
 
 def compacting(cache) -> bool:
