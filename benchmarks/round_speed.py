@@ -9,7 +9,7 @@ with like on a shared machine. serial, process and ray promise equal rewards bit
 shows how far their mean reward is from the first case's (an equivalence check worth the
 name is ``benchmarks/equivalence.py``).
 
-    python benchmarks/round_speed.py --baseline 3fb52dd --executors serial lockstep   # vs 0.3.0
+    python benchmarks/round_speed.py --baseline 3fb52dd --executors lockstep lockstep:2  # vs 0.3.0
     python benchmarks/round_speed.py --inner-runs 4 --executors lockstep               # r = 4
     python benchmarks/round_speed.py --executors serial process ray          # pip install '.[ray]'
 
@@ -35,9 +35,10 @@ def run_case(env_id: str, executor: str, workers: int, rounds: int, inner_runs: 
 
     import soar_env
 
+    executor, _, share = executor.partition(":")  # lockstep:2 = lockstep in 2 worker processes
     kwargs = {"executor": executor, "inner_runs": inner_runs}
-    if executor in ("process", "ray"):
-        kwargs["num_workers"] = workers
+    if executor in ("process", "ray") or share:
+        kwargs["num_workers"] = int(share or workers)
     if executor == "ray":
         import ray
 
@@ -82,7 +83,8 @@ def main() -> None:
     parser.add_argument("--env", default=None, help="a tiny id (default: soar_env.DEFAULT_ENV)")
     parser.add_argument("--baseline", help="a git revision whose serial round is timed too")
     parser.add_argument("--executors", nargs="+", default=["serial", "lockstep"],
-                        choices=["serial", "lockstep", "process", "ray"], help="'ray' needs the [ray] extra")
+                        choices=["serial", "lockstep", "lockstep:2", "process", "ray"],
+                        help="lockstep:2 = lockstep in 2 worker processes; 'ray' needs the [ray] extra")
     parser.add_argument("--inner-runs", type=int, default=1, help="r: inner runs per dataset")
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--case", help=argparse.SUPPRESS)

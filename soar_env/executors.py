@@ -15,6 +15,9 @@ scheduling: the ``process`` executor gives what ``serial`` gives, bit for bit (t
   one batched sampling call and one batched update per step for every run at once. The
   CPU default for small Llama students (``auto``). Each run keeps its own seeds, clipping
   and optimizer state; its numbers equal ``serial``'s within float rounding, not bit for bit.
+  With ``num_workers >= 2`` the jobs are split in that many contiguous shares, each trained
+  in lockstep in a worker process with one thread (faster on 2 cores than one process with
+  two threads: ``docs/scale.md``).
 
 - ``ray``: ``num_workers`` Ray actors (``pip install 'soar-env[ray]'``), one GPU each when
   the cluster has GPUs; Ray's ``ActorPool`` schedules the jobs. Start a cluster with
@@ -118,7 +121,8 @@ class LockstepExecutor:
                              "reward questions")
         reference = lab.reference.snapshot() if lab.reference is not None else None
         trainer = LockstepRLOO(lab.student, lab.domain.reward_batch, lab.student_prompt, first.rl,
-                               [lab.baseline] * len(jobs), [j.seed for j in jobs], reference)
+                               [lab.baseline] * len(jobs), [j.seed for j in jobs], reference,
+                               exact_answers=lab.domain.exact_answers)
         tokens, updates = [0] * len(jobs), [0] * len(jobs)
         rewards: list[list[float]] = [[] for _ in jobs]
         bar = tqdm(range(first.steps), desc=f"{len(jobs)} inner runs in lockstep", unit="step", leave=False,
@@ -179,7 +183,7 @@ def _init_worker(student: str, domain: Any, precision: str | None, max_batch_tok
     _worker.update(lab=StudentLab(model, domain, kl_reference=kl_reference), version=None)
 
 
-def _run_in_worker(job: InnerJob, baseline_file: str | None, version: int, reference: str) -> Done:
+def _worker_lab(baseline_file: str | None, version: int, reference: str) -> StudentLab:
     lab: StudentLab = _worker["lab"]
     if _worker["version"] != version:  # a promotion since this worker last ran: load it once
         from safetensors.torch import load_file
@@ -187,19 +191,33 @@ def _run_in_worker(job: InnerJob, baseline_file: str | None, version: int, refer
         lab.baseline = lab.base if baseline_file is None else load_file(baseline_file)
         lab.set_reference(lab.baseline if reference == "baseline" else lab.base)
         _worker["version"] = version
-    return run_job(lab, job)
+    return lab
+
+
+def _run_in_worker(job: InnerJob, baseline_file: str | None, version: int, reference: str) -> Done:
+    return run_job(_worker_lab(baseline_file, version, reference), job)
+
+
+def _run_stack_in_worker(jobs: list[InnerJob], baseline_file: str | None, version: int,
+                         reference: str) -> list[Done]:
+    return LockstepExecutor(_worker_lab(baseline_file, version, reference)).run(jobs)
 
 
 class ProcessExecutor:
-    """Runs the jobs in ``num_workers`` local processes (CPU students)."""
+    """Runs the jobs in ``num_workers`` local processes (CPU students): one job at a time per
+    worker, or (``stacked``, the lockstep executor with workers) one share of the jobs per
+    worker, trained there in lockstep."""
 
     name = "process"
 
     def __init__(self, lab: StudentLab, student: str, num_workers: int, precision: str | None,
-                 kl_reference: str):
+                 kl_reference: str, stacked: bool = False):
         import multiprocessing
 
-        self.lab, self.kl_reference = lab, kl_reference
+        self.lab, self.kl_reference, self.stacked = lab, kl_reference, stacked
+        self.num_workers = num_workers
+        if stacked:
+            self.name = "lockstep"
         self._folder = tempfile.TemporaryDirectory(prefix="soar-env-baseline-")
         self._version, self._sent = 0, None
         self._pool = ProcessPoolExecutor(
@@ -223,6 +241,11 @@ class ProcessExecutor:
     def run(self, jobs: list[InnerJob]) -> list[Done]:
         baseline = self._baseline()
         version = self._version if baseline is not None else 0
+        if self.stacked:  # contiguous shares: the split, and so every result, is fixed by the jobs
+            size = -(-len(jobs) // self.num_workers)
+            futures = [self._pool.submit(_run_stack_in_worker, jobs[at : at + size], baseline, version,
+                                         self.kl_reference) for at in range(0, len(jobs), size)]
+            return [done for future in futures for done in future.result()]
         futures = [self._pool.submit(_run_in_worker, job, baseline, version, self.kl_reference)
                    for job in jobs]
         return [future.result() for future in futures]
@@ -323,6 +346,8 @@ def make_executor(name: str, lab: StudentLab, student: str, num_workers: int | N
         reason = lockstep_unsupported(lab, backend)
         if reason:
             raise ValueError(f"executor='lockstep' cannot run this student: {reason}; use executor='serial'")
+        if num_workers and num_workers > 1:  # shares of the stack in worker processes
+            return ProcessExecutor(lab, student, num_workers, precision, kl_reference, stacked=True)
         return LockstepExecutor(lab, progress)
     if name == "process":
         if lab.student.device.type != "cpu":

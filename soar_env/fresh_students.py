@@ -73,6 +73,7 @@ def _train_stack(env: Any, runs: list[FreshRun], config: Any, progress: bool) ->
         [lab.base] * len(runs),
         [r.seed for r in runs],
         reference=lab.base if rl.kl_coef > 0 else None,
+        exact_answers=lab.domain.exact_answers,
     )
     schedules = [_schedule(r, real, config) for r in runs]
     stoppers = [SlopeStopper(config.smoothing, config.stop_fraction, config.min_steps) for _ in runs]

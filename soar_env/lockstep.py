@@ -126,6 +126,7 @@ class Completions:
     tokens: Tensor
     lengths: Tensor
     texts: list[list[str]]
+    cut: Tensor | None = None
 
 
 class LockstepRLOO:
@@ -141,6 +142,10 @@ class LockstepRLOO:
         seeds: each run's seed (question order and sampling).
         reference: weights of the KL reference (needed when ``rl.kl_coef > 0``).
         max_pass_tokens: the most completion tokens of one update pass.
+        exact_answers: the domain's completions are right (reward 1, else 0) exactly when
+            they are the answer's tokens and the end token (``Domain.exact_answers``): a
+            group none of whose samples can still be right stops sampling (exact: its
+            advantages are 0 whatever it would have written; ``stacked_decode.sample``).
     """
 
     def __init__(
@@ -153,6 +158,7 @@ class LockstepRLOO:
         seeds: Sequence[int],
         reference: Weights | None = None,
         max_pass_tokens: int = 1 << 16,
+        exact_answers: bool = False,
     ):
         if len(starts) != len(seeds) or not starts:
             raise ValueError(f"Expects one seed per start, actual {len(seeds)} for {len(starts)}")
@@ -172,6 +178,7 @@ class LockstepRLOO:
         self.failed: dict[int, str] = {}
         self.max_pass_tokens = max_pass_tokens
         self.bucket_ratio = 0.6
+        self.exact_answers = exact_answers
 
     # ---- which runs are in the stack -------------------------------------------------------
     def drop(self, runs: Sequence[int]) -> None:
@@ -190,6 +197,14 @@ class LockstepRLOO:
         return self.model.state(self.runs.index(run))
 
     # ---- prompts and samples ---------------------------------------------------------------
+    def _answers(self, batches: list[list[Problem]]) -> Tensor | None:
+        """Each question's answer tokens and end token [S, G, A] (-1 after), when exact."""
+        if not self.exact_answers:
+            return None
+        ids, mask = self.student.encode_completions([p.answer for batch in batches for p in batch])
+        ids = torch.where(mask.bool(), ids, torch.full_like(ids, -1)).cpu()
+        return ids.view(len(batches), -1, ids.shape[-1])
+
     def _encode(self, batches: list[list[Problem]]) -> tuple[Tensor, Tensor]:
         """Left-padded prompt ids and mask [S, G, P] (every run has G questions)."""
         flat = [self.prompt_fn(p.question) for batch in batches for p in batch]
@@ -217,7 +232,8 @@ class LockstepRLOO:
                 [torch.rand((G, samples, max_new_tokens), generator=g) for g in generators]
             )
         eos, pad = self.student.eos_id, self.student.pad_id
-        out = sample(self.model, ids, mask, samples, max_new_tokens, uniforms, eos, pad, temperature)
+        out = sample(self.model, ids, mask, samples, max_new_tokens, uniforms, eos, pad, temperature,
+                     answers=self._answers(batches))
         for slot in (~out.finite).nonzero().flatten().tolist():
             self.failed.setdefault(
                 self.runs[slot], "sampling failed: the logits are not finite (diverged weights)"
@@ -228,7 +244,8 @@ class LockstepRLOO:
         kept = [row[: end - (row[end - 1] == eos if end else 0)] for row, end in zip(rows, ends)]
         texts = self.student.tokenizer.batch_decode(kept, skip_special_tokens=True)
         per = G * samples
-        return Completions(ids, mask, tokens, lengths, [texts[s * per : (s + 1) * per] for s in range(S)])
+        texts_per_run = [texts[s * per : (s + 1) * per] for s in range(S)]
+        return Completions(ids, mask, tokens, lengths, texts_per_run, out.cut)
 
     # ---- one RLOO step ---------------------------------------------------------------------
     def step(self, datasets: Sequence[Sequence[Problem]]) -> list[dict[str, float]]:
@@ -252,6 +269,9 @@ class LockstepRLOO:
         )
         for i, (s, g) in enumerate(graded):
             rewards[s, g] = torch.tensor(scores[i * n : (i + 1) * n], dtype=torch.float32)
+        if done.cut is not None and bool((rewards.amax(-1) > 0)[done.cut].any()):
+            raise ValueError("The domain declares exact_answers, but its reward_batch paid a completion "
+                             "that is not its answer's tokens: set exact_answers=False on the domain")
         advantages = rloo_advantages(rewards.view(S * G, n)).view(S, G, n)
         live = (rewards.amax(-1) > rewards.amin(-1)) & real  # [S, G]
         rows = real.sum(-1) * n

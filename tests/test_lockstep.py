@@ -255,3 +255,39 @@ def test_question_order_is_a_shuffled_pass():
     problems = list(range(7))
     seen = order.next(problems) + order.next(problems)
     assert len(set(seen)) == 6  # no repeat before the pass is used up
+
+
+def test_groups_that_cannot_be_right_stop_and_nothing_else_changes(v1):
+    """Exact-answer domains: a group none of whose samples still follows its answer stops
+    sampling. Every right sample, every reward and the update stay what they were."""
+    student, domain = v1
+    rl = tiny_v1().rl
+    base = student.snapshot()
+    data = domain.problems(64, range(1, 21), seed=4)
+    trainers = [
+        LockstepRLOO(
+            student, domain.reward_batch, domain.student_prompt, rl, [base], [3], exact_answers=exact
+        )
+        for exact in (False, True)
+    ]
+    stats = [t.step([data]) for t in trainers]
+    assert (
+        stats[0][0]["reward"] == stats[1][0]["reward"]
+        and stats[0][0]["live_groups"] == stats[1][0]["live_groups"]
+    )
+    assert stats[1][0]["sampled_tokens"] < 0.6 * stats[0][0]["sampled_tokens"]  # most groups stop early
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(trainers[0].model.params.values(), trainers[1].model.params.values())
+    )
+
+
+def test_a_domain_that_pays_a_wrong_completion_cannot_claim_exact_answers(v1):
+    student, domain = v1
+    rl = tiny_v1().rl
+    generous = lambda texts, problems: [0.5 + 0.5 * (t == p.answer) for t, p in zip(texts, problems)]  # noqa: E731
+    trainer = LockstepRLOO(
+        student, generous, domain.student_prompt, rl, [student.snapshot()], [0], exact_answers=True
+    )
+    with pytest.raises(ValueError, match="exact_answers"):
+        trainer.step([domain.problems(64, range(12, 21), seed=0)])

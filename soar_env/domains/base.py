@@ -67,8 +67,13 @@ class Domain(Protocol):
             config's ``max_new_tokens``).
         default_student: the model used when ``SoarConfig.student`` is None (None: the
             user must name one).
-        exact_answers: answers are one exact string, so ``accuracy='exact'`` (the
-            likelihood of the reference) measures correctness.
+        exact_answers: answers are one exact string: a completion is right, and
+            ``grade_batch`` and ``reward_batch`` pay it (1.0, else 0.0), exactly when its tokens
+            are the reference's tokens followed by the end token. Then ``accuracy='exact'``
+            (the likelihood of the reference) measures correctness, and the lockstep sampler
+            stops a prompt group once none of its samples can still be right (nothing it
+            would have written could change a reward or an update; a reward paid to a
+            stopped group raises).
         generator, solver, profiler: optional capabilities, or None.
     """
 

@@ -116,6 +116,8 @@ class StackedRollout:
     tokens: Tensor
     lengths: Tensor
     finite: Tensor
+    cut: Tensor | None = None
+    """[S, G]: groups stopped early because none of their samples could still be right."""
 
 
 @torch.no_grad()
@@ -130,6 +132,7 @@ def sample(
     pad_id: int,
     temperature: float = 1.0,
     compact_below: float = 0.75,
+    answers: Tensor | None = None,
 ) -> StackedRollout:
     """``samples`` completions per prompt of each student, decoded in lockstep.
 
@@ -138,6 +141,13 @@ def sample(
     ``temperature``) at that number, so a row's tokens depend on its own numbers only,
     whatever other rows do. None decodes greedily. A prompt group whose samples have all
     ended leaves the batch once the live groups fall below ``compact_below`` of the batch.
+
+    ``answers`` [S, G, A] (token ids of each group's answer and end token, -1 after) are for
+    domains whose completions are right exactly when they are those tokens: a sample that
+    leaves its answer can no longer be right, and a group none of whose samples can is cut
+    (``StackedRollout.cut``). Every sample of a cut group is wrong whatever it would have
+    written, so its grade, its RLOO advantage (0: no sample right) and the update are what
+    they would have been; only the tokens nobody needs are not sampled.
     """
     from soar_env.allocator import keep_freed_memory
 
@@ -151,6 +161,8 @@ def sample(
     finite = torch.ones(S, dtype=torch.bool)
     index = torch.arange(G).expand(S, G).contiguous()  # live slot -> original group
     done = torch.zeros((S, G, n), dtype=torch.bool)
+    on_track = torch.ones((S, G, n), dtype=torch.bool)  # still equal to the answer so far
+    cut = torch.zeros((S, G), dtype=torch.bool)
     width = 0
     for t in range(T):
         finite &= torch.isfinite(logits).flatten(1).all(-1)
@@ -164,6 +176,12 @@ def sample(
         slot = index[..., None].expand(-1, -1, n)
         tokens[..., t].scatter_(1, slot, token)
         lengths.scatter_add_(1, slot, (~done).long())
+        if answers is not None:
+            expected = answers[..., t] if t < answers.shape[-1] else torch.full_like(answers[..., 0], -1)
+            on_track &= done | (token == expected.gather(1, index)[..., None])
+            hopeless = ~on_track.any(-1)  # [S, Gc]
+            cut.scatter_(1, index, hopeless | cut.gather(1, index))
+            done |= hopeless[..., None]
         done |= token == eos_id
         width = t + 1
         if bool(done.all()) or t + 1 == T:
@@ -173,6 +191,7 @@ def sample(
         if keep < compact_below * index.shape[1]:
             order = torch.sort((~alive).to(torch.int8), dim=1, stable=True).indices[:, :keep]
             index, done, token = index.gather(1, order), take_groups(done, order), take_groups(token, order)
+            on_track = take_groups(on_track, order)
             decoder.compact(order)
         logits = decoder.step(token)
-    return StackedRollout(tokens[..., :width], lengths, finite)
+    return StackedRollout(tokens[..., :width], lengths, finite, cut if answers is not None else None)
