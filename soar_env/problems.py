@@ -106,15 +106,19 @@ def ascii_error(text: str) -> str | None:
     return f"characters outside printable ASCII: {sorted(bad)[:5]}" if bad else None
 
 
-_UNPRINTABLE = frozenset({"Cc", "Cs", "Co", "Cn"})
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})  # Unicode's category C ("Other"), all of it
 
 
 def unicode_error(text: str) -> str | None:
     """Why ``text`` is not printable Unicode, else None.
 
-    Rejects control characters other than newline and tab, surrogates, private-use and
-    unassigned code points (categories Cc, Cs, Co, Cn): what a tokenizer cannot be trusted
-    with. Accepts what a math teacher writes: ×, π, ≤, ∑, Greek, accented letters, emoji.
+    One rule, whatever path the text came by: no character of Unicode's category C but
+    newline and tab. That is control characters (Cc), invisible format characters (Cf: zero
+    width spaces and joiners such as U+200B and U+200D, the byte order mark, soft hyphens,
+    and every bidirectional control such as U+202E, which make a logged problem display
+    otherwise than the student reads it), surrogates (Cs), private-use (Co) and unassigned
+    (Cn) code points. Accepts what a math teacher writes: ×, π, ≤, ∑, Greek, accented
+    letters, emoji (not those joined into one by U+200D).
     """
     bad = {c for c in set(text) - {"\n", "\t"} if unicodedata.category(c) in _UNPRINTABLE}
     return f"unprintable characters: {sorted(bad)[:5]}" if bad else None

@@ -180,3 +180,53 @@ def test_every_user_of_the_cache_folder_asks_cache_dir(tmp_path, monkeypatch):
     cached.parent.mkdir()
     cached.write_text('{"problem": "1+1?", "answer": "2"}\n')
     assert [p.answer for p in load_problems("someone/a-dataset")] == ["2"]  # read from the cache
+
+
+# ---- a write the system refuses: one error that names the file, nothing left of it ----------
+# (a real full filesystem: tests/test_run_lock.py)
+def _to_a_full_disk(tmp: Path) -> None:
+    import errno
+
+    tmp.write_text("the first part")  # then write(2) fails as on a full disk
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _as_safetensors_fails(tmp: Path) -> None:
+    from safetensors import SafetensorError
+
+    tmp.write_bytes(bytes(100))
+    raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+
+@pytest.mark.parametrize("fail", [_to_a_full_disk, _as_safetensors_fails])
+def test_a_refused_write_is_a_write_error_that_names_the_file(tmp_path, fail):
+    import errno
+
+    target = tmp_path / "checkpoints" / "round_2.safetensors"
+    with pytest.raises(files.WriteError) as caught:
+        write_atomic(target, fail)
+    assert caught.value.errno == errno.ENOSPC and caught.value.filename == str(target)
+    assert isinstance(caught.value, OSError) and "No space left on device" in str(caught.value)
+    assert _listing(target.parent) == []  # nothing under the file's name, nor a temporary one
+    folder = tmp_path / "promoted" / "round_0"
+    write_atomic_folder(folder, _write_pair("old"))
+
+    def save_pretrained(tmp: Path) -> None:
+        (tmp / "config.json").write_text("new")
+        fail(tmp / "model.safetensors")
+
+    with pytest.raises(files.WriteError) as caught:
+        write_atomic_folder(folder, save_pretrained)
+    assert caught.value.filename == str(folder)
+    assert (folder / "config.json").read_text() == "old" and _listing(folder.parent) == ["round_0"]
+
+
+def test_errors_that_are_not_the_systems_pass_unchanged(tmp_path):
+    def broken(tmp: Path) -> None:
+        raise TypeError("a bug, not a disk")
+
+    with pytest.raises(TypeError, match="a bug"):
+        write_atomic(tmp_path / "file", broken)
+    assert files.os_errno(OSError(13, "Permission denied")) == 13
+    assert files.os_errno(ValueError("no number here")) is None
+    assert _listing(tmp_path) == []

@@ -127,6 +127,28 @@ def test_unicode_rule_accepts_what_a_math_teacher_writes():
     assert ascii_error("".join(sorted(CHARSET))) is None and ascii_error("π") is not None
 
 
+INVISIBLE = ["\u200d", "\u202e", "\u200b", "\u2066", "\u200f", "\ufeff", "\u00ad"]  # Unicode's Cf
+
+
+@pytest.mark.parametrize("char", INVISIBLE)
+def test_invisible_and_bidi_characters_are_refused_alike_on_both_paths(char, domain):
+    """U+200D (zero-width joiner) and U+202E (right-to-left override) are both format characters
+    (Cf): a question or answer holding one is invalid, in a list action and in raw text alike."""
+    stone = embedded.good_stones(1, seed=0)[0]
+    for rules, limit, (question, answer) in ((MathDomain(), 4096, ("What is 1 + 2?", "3")),
+                                             (domain, 64, (stone.question, stone.answer))):
+        pairs = [(question, answer), (question + char, answer), (question, answer + char),
+                 (char + question, answer)]
+        listed, list_errors = problems_from_action(pairs, rules, 4, limit)
+        raw = "".join(f"<question>{q}</question><answer>\\boxed{{{a}}}</answer>" for q, a in pairs)
+        parsed, raw_errors = problems_from_action(raw, rules, 4, limit)
+        assert [(p.question, p.answer) for p in listed] == [(question, answer)]
+        assert [(p.question, p.answer) for p in parsed] == [(question, answer)]
+        assert [e.split(": ", 1)[1] for e in list_errors] == [e.split(": ", 1)[1] for e in raw_errors]
+        assert len(list_errors) == 3 and all(repr(char)[1:-1] in e for e in list_errors), list_errors
+    assert unicode_error(f"x = 1{char}") is not None and ascii_error(f"x = 1{char}") is not None
+
+
 def test_math_rules_are_the_same_for_list_and_raw_actions():
     domain = MathDomain()
     ok = [("What is 3 × 4?", "\\boxed{12}"), ("Is π ≤ 4? Give 1 for yes.", "\\boxed{1}")]

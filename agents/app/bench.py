@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 import soar_env
+from soar_env.files import write_atomic
 from soar_env.rewards import INTRINSIC
 
 from .. import make_teacher
@@ -93,9 +94,8 @@ def run_bench(
         "leaderboard": rows,
         "diversity": {v: mean_diversity(d, DIVERSITY) for v, d in diversity.items()},
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "leaderboard.json").write_text(json.dumps(summary, indent=1))
-    (out / "leaderboard.md").write_text(markdown(summary))
+    write_atomic(out / "leaderboard.json", json.dumps(summary, indent=1))
+    write_atomic(out / "leaderboard.md", markdown(summary))
     plot(results, out / "leaderboard.png")
     console.print(markdown(summary))
     console.print(f"wrote {out / 'leaderboard.md'}, {out / 'leaderboard.json'} and {out / 'leaderboard.png'}")
@@ -177,5 +177,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     seeds_ax.set_ylabel("held-out pass@1 (dots: seeds, bar: mean)")
     seeds_ax.set_title("pass@1 per variant and seed")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    finally:
+        plt.close(fig)

@@ -13,19 +13,57 @@ because training needs the teachers and ``soar_env`` never imports them; ``stone
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import shlex
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from soar_env import DEFAULT_ENV, __version__
 from soar_env import cli as env_cli
+from soar_env.files import WriteError
 
 from .. import TEACHERS
+from .runlock import run_lock
+
+# What a write refused by the system raises outside ``write_atomic`` (which names the file).
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EFBIG}
 
 
 class UsageError(ValueError):
     """A mistake in the command line: printed as one line, before any work starts."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's notice before preemption), handled as Ctrl-C: the current write
+    is abandoned whole, the resume command is printed, and the exit status is 143."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: the clean-up is not cut again
+    raise Terminated()
+
+
+def _status(stop: KeyboardInterrupt) -> int:
+    return 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+
+
+def _stopped(stop: KeyboardInterrupt) -> str:
+    return "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+
+
+def _refused_write(error: OSError) -> str | None:
+    """'cannot write FILE (reason)' when the system refused a write (full disk...), else None."""
+    if not isinstance(error, WriteError) and error.errno not in DISK_ERRORS:
+        return None
+    return f"cannot write {error.filename or 'a file'} ({error.strerror or error})"
+
+
+def _fix(error: OSError) -> str:
+    return "free some space" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,10 +135,32 @@ def _teacher_settings(teacher: str, raw: dict[str, str]) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    try:
+        # One writer per run folder, taken before torch loads: a second command ends at once.
+        with run_lock(out):
+            return _train_locked(args, out)
+    except OSError as error:
+        refused = _refused_write(error)
+        if refused is None:
+            raise
+        from .loop import saved_rounds
+
+        print(f"soar-env train: error: {refused}; the run is intact up to round {saved_rounds(out)} "
+              f"of {args.rounds} in {out}: {_fix(error)}, then continue with: {_resume_command(args)}",
+              file=sys.stderr)
+        return 1
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """This very command with ``--resume``: it continues the run from its last checkpoint."""
+    return "soar-env " + shlex.join([a for a in args.argv if a != "--resume"] + ["--resume"])
+
+
+def _train_locked(args: argparse.Namespace, out: Path) -> int:
     from .report import plot_run, print_run_summary
     from .runs import evaluate_run, train_run
 
-    out = Path(args.out)
     env_settings, teacher_settings = args.settings
     try:
         history = train_run(
@@ -114,20 +174,21 @@ def _train(args: argparse.Namespace) -> int:
             teacher_settings=teacher_settings,
             machine={"executor": args.executor, "num_workers": args.workers},
         )
-    except KeyboardInterrupt:
-        _interrupted(out, args)
-        return 130
+    except KeyboardInterrupt as stop:
+        print(f"\n{_stopped(stop)}: every finished round is saved in {out}. Continue with:\n"
+              f"  {_resume_command(args)}", file=sys.stderr)
+        return _status(stop)
     results = None
     if args.eval_seeds > 0:
         seeds = list(range(args.eval_seeds))
         try:
             results = evaluate_run(out, seeds, eval_steps=args.eval_steps)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             steps = f" --eval-steps {args.eval_steps}" if args.eval_steps else ""
-            print(f"\ninterrupted during the evaluation: the trained run is saved in {out}, and each "
+            print(f"\n{_stopped(stop)} during the evaluation: the trained run is saved in {out}, and each "
                   f"finished evaluation in {out / 'eval.json'}. Finish it with:\n"
                   f"  soar-env eval {out} --seeds {' '.join(map(str, seeds))}{steps}", file=sys.stderr)
-            return 130
+            return _status(stop)
     caption = (f"{args.env}, teacher {args.teacher}, {len(history)} rounds, teacher seed {args.seed}, "
                f"student seeds 0-{args.eval_seeds - 1}; soar-env {__version__}")
     plot_run(history, results, out / "run.png", caption=caption)
@@ -136,17 +197,21 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _interrupted(out: Path, args: argparse.Namespace) -> None:
-    again = " ".join(a for a in sys.argv[1:] if a != "--resume")
-    print(f"\ninterrupted: every finished round is saved in {out}. Continue with:\n"
-          f"  soar-env {again} --resume", file=sys.stderr)
-
-
 def _eval(args: argparse.Namespace) -> int:
-    from .report import print_eval
-    from .runs import evaluate_run
+    with run_lock(args.run, create=False):  # before torch loads, as for train
+        from .report import print_eval
+        from .runs import evaluate_run
 
-    results = evaluate_run(args.run, args.seeds, args.variants, eval_steps=args.eval_steps)
+        try:
+            results = evaluate_run(args.run, args.seeds, args.variants, eval_steps=args.eval_steps)
+        except OSError as error:
+            refused = _refused_write(error)
+            if refused is None:
+                raise
+            print(f"soar-env eval: error: {refused}; each finished evaluation is kept in "
+                  f"{Path(args.run) / 'eval.json'}: {_fix(error)}, then run the same command again",
+                  file=sys.stderr)
+            return 1
     print_eval(results)
     print(f"wrote {Path(args.run) / 'eval.json'}")
     return 0
@@ -168,10 +233,17 @@ def _bench(args: argparse.Namespace) -> int:
             args.intrinsic_rounds,
             teacher_settings=args.settings[1],
         )
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished runs and evaluations are saved under {args.out}; "
+    except KeyboardInterrupt as stop:
+        print(f"\n{_stopped(stop)}: finished runs and evaluations are saved under {args.out}; "
               "the same command resumes them", file=sys.stderr)
-        return 130
+        return _status(stop)
+    except OSError as error:
+        refused = _refused_write(error)
+        if refused is None:
+            raise
+        print(f"soar-env bench: error: {refused}; finished runs and evaluations are kept under {args.out}: "
+              f"{_fix(error)}, then run the same command again (it resumes them)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -240,21 +312,33 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for the resume command
+    # SIGTERM (schedulers, `kill`) stops a command as Ctrl-C does, with its own status (143).
+    handles = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if handles else None
     try:
         # Every setting is checked before anything heavy is imported or written.
         if args.command in ("train", "bench"):
             teacher = getattr(args, "teacher", "soar")
             args.settings = parse_settings(args.env, teacher, args.set)
         return args.func(args)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        print(f"\n{_stopped(stop)}", file=sys.stderr)
+        return _status(stop)
+    except WriteError as error:  # a command without its own message for it (stones, hardset)
+        if os.environ.get("SOAR_ENV_DEBUG"):
+            raise
+        print(f"soar-env {args.command}: error: {_refused_write(error)}", file=sys.stderr)
+        return 1
     except (ValueError, FileNotFoundError, FileExistsError, RuntimeError) as error:
         if os.environ.get("SOAR_ENV_DEBUG"):
             raise
         # One line: the message says what to change (SOAR_ENV_DEBUG=1 shows the traceback).
         print(f"soar-env {args.command}: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        if handles:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import csv
+import io
+import time
 from pathlib import Path
 from typing import Any
 
 from soar_env.files import write_atomic
 
+EVENTS_NAME = "events.out.tfevents.soar-env"  # TensorBoard reads any file named *tfevents*
+
 
 class RunLogger:
     """Writes ``rounds.csv`` and TensorBoard events under ``log_dir``.
 
-    Keys are grouped by prefix (``charts/``, ``teacher/``, ``proposals/``, ``env/``). The
-    CSV is rewritten atomically after every round (rows are few and small), so it gains
-    columns as new keys appear and is never left half-written.
+    Keys are grouped by prefix (``charts/``, ``teacher/``, ``proposals/``, ``env/``). Both
+    files are rewritten atomically after every round (rows are few and small), so neither is
+    ever left half-written, even by a full disk: the CSV gains columns as new keys appear,
+    and ``tensorboard/events.out.tfevents.soar-env`` holds one event per round, exactly the
+    CSV's rows (a resumed run's too). It is written here, in the calling thread: a
+    ``SummaryWriter`` writes from a thread of its own, which prints a traceback on a full
+    disk and leaves a cut record.
 
     Args:
         log_dir: the run's folder.
@@ -37,23 +45,30 @@ class RunLogger:
         self.rows: list[dict[str, Any]] = [{"round": i, **row, **self.meta}
                                            for i, row in enumerate(rows or [])]
         self._write_csv()
-        self.writer = None
+        self.events: list[bytes] | None = None  # the encoded records of the event file
         if tensorboard:
             try:
-                from torch.utils.tensorboard import SummaryWriter
+                from tensorboard.compat.proto.event_pb2 import Event  # noqa: F401
             except ImportError:  # tensorboard is a dependency; a broken install should not stop a run
-                SummaryWriter = None
-            if SummaryWriter is not None:
-                self.writer = SummaryWriter(str(self.dir / "tensorboard"))
+                return
+            now = time.time()  # rows restored from a checkpoint carry no wall time
+            self.events = [_record(file_version="brain.Event:2", wall_time=now)]
+            self.events += [_scalars(i, row, now) for i, row in enumerate(rows or [])]
+            folder = self.dir / "tensorboard"
+            for older in folder.glob("events.out.tfevents.*"):  # older versions' files: ours holds every row
+                if older.name != EVENTS_NAME:
+                    older.unlink(missing_ok=True)
+            self._write_events()
 
     def log(self, step: int, row: dict[str, Any]) -> None:
         self.rows.append({"round": step, **row, **self.meta})
         self._write_csv()
-        if self.writer is not None:
-            for key, value in row.items():
-                if isinstance(value, int | float):
-                    self.writer.add_scalar(key, value, step)
-            self.writer.flush()
+        if self.events is not None:
+            self.events.append(_scalars(step, row, time.time()))
+            self._write_events()
+
+    def _write_events(self) -> None:
+        write_atomic(self.dir / "tensorboard" / EVENTS_NAME, b"".join(self.events or []))
 
     def _write_csv(self) -> None:
         columns = list(dict.fromkeys(k for r in self.rows for k in r)) or ["round"]
@@ -67,5 +82,23 @@ class RunLogger:
         write_atomic(self.csv_path, write)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        """Nothing is left to write: every file is whole after each round."""
+
+
+def _scalars(step: int, row: dict[str, Any], wall_time: float) -> bytes:
+    """One TensorBoard event: the row's numbers as scalars at ``step`` (as ``add_scalar`` writes them)."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    values = [Summary.Value(tag=key, simple_value=float(value)) for key, value in row.items()
+              if isinstance(value, int | float)]
+    return _record(step=step, wall_time=wall_time, summary=Summary(value=values))
+
+
+def _record(**fields: Any) -> bytes:
+    """An ``Event`` framed as a TensorBoard record (length, checksums), by tensorboard's own writer."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    buffer = io.BytesIO()
+    RecordWriter(buffer).write(Event(**fields).SerializeToString())
+    return buffer.getvalue()

@@ -8,6 +8,7 @@ history = train_teacher(teacher, "SOAR-Tiny-v0", rounds=20, seed=0, log_dir="run
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from dataclasses import asdict
@@ -34,6 +35,7 @@ from .checkpoints import (
     write_json,
 )
 from .logger import RunLogger
+from .runlock import run_lock
 
 
 def make_teacher_env(env_id: str, teacher: Teacher, **overrides: Any) -> gym.Env:
@@ -73,7 +75,8 @@ def train_teacher(
     Nothing is pickled: weights in safetensors, the rest JSON (``checkpoints.py``).
     With ``resume=True`` a run continues from the manifest's checkpoint (refused, with the
     reason, when a file changed or the run's settings differ): on CPU with the same seed
-    the remaining rounds are exactly those of an uninterrupted run.
+    the remaining rounds are exactly those of an uninterrupted run. ``log_dir`` is locked
+    for the whole run (``runlock.py``): another process writing it raises ``RunFolderBusy``.
 
     Args:
         teacher: any ``Teacher``.
@@ -89,17 +92,27 @@ def train_teacher(
         save_promoted: save promoted students (1.3 MB each on SOAR-Tiny-v0; the full model
             for large students).
     """
-    from tqdm.auto import tqdm
-
     if isinstance(env, str):
         env = make_teacher_env(env, teacher, **env_overrides)
+    settings = (rounds, seed, progress, checkpoint_every, resume, save_promoted)
+    if log_dir is None:
+        return _run_rounds(teacher, env, None, *settings)
+    with run_lock(log_dir):  # one writer per run folder
+        return _run_rounds(teacher, env, Path(log_dir), *settings)
+
+
+def _run_rounds(
+    teacher: Teacher, env: gym.Env, run: Path | None, rounds: int | None, seed: int, progress: bool,
+    checkpoint_every: int, resume: bool, save_promoted: bool,
+) -> list[dict[str, Any]]:
+    from tqdm.auto import tqdm
+
     obs, _ = env.reset(seed=seed)
     unwrapped = env.unwrapped
     teacher.setup(unwrapped.teacher_context(), seed)
     rounds = unwrapped.config.rounds if rounds is None else rounds
     history: list[dict[str, Any]] = []
     start = 0
-    run = Path(log_dir) if log_dir is not None else None
     promoted: dict[str, str] = {}  # files of the promoted students saved so far -> sha256, for the manifest
     if resume and run is not None and has_checkpoint(run):
         start, history, promoted = load_checkpoint(run, teacher, unwrapped, seed)
@@ -107,10 +120,10 @@ def train_teacher(
         obs = unwrapped.observation()
     name = unwrapped.spec.id if unwrapped.spec else "env"
     logger = None
-    if log_dir is not None:
+    if run is not None:
         meta = {"env": name, "teacher": teacher.name, "seed": seed, "version": soar_env.__version__,
                 "config": json.dumps(asdict(unwrapped.config), default=str, sort_keys=True)}
-        logger = RunLogger(log_dir, rows=history, meta=meta)
+        logger = RunLogger(run, rows=history, meta=meta)
     bar = tqdm(
         range(start, rounds),
         desc=f"{teacher.name} on {name}",
@@ -203,6 +216,15 @@ def has_checkpoint(run: Path) -> bool:
             "so it is never loaded: train again into another folder"
         )
     return False
+
+
+def saved_rounds(run: Path) -> int:
+    """The rounds ``run``'s checkpoint holds, as its manifest names it (0 without one)."""
+    try:
+        name = json.loads((run / "manifest.json").read_text())["checkpoint"]
+        return int(re.fullmatch(r"checkpoints/round_(\d+)\.safetensors", name).group(1))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return 0
 
 
 def save_checkpoint(

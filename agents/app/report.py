@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from soar_env.files import write_atomic
+
 from .runs import leaderboard
 
 
@@ -130,8 +132,10 @@ def plot_run(history: list[dict[str, Any]], results: dict[str, Any] | None, path
     if caption:
         fig.text(0.01, 0.01, caption, fontsize=8)
     fig.tight_layout(rect=(0, 0.04 if caption else 0, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:  # whole or not at all, like every file of a run folder
+        write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def plot_pass_at_k(ax, results: dict[str, Any]) -> None:

@@ -33,8 +33,9 @@ from soar_env.evaluation import (
 from .. import make_teacher
 from .checkpoints import RunFolderError, differences, load_weights, read_json, verify_manifest, write_json
 from .loop import has_checkpoint, load_checkpoint, make_teacher_env, train_teacher
+from .runlock import RunFolderBusy, run_lock
 
-__all__ = ["RunFolderError", "evaluate_run", "train_run"]
+__all__ = ["RunFolderBusy", "RunFolderError", "evaluate_run", "train_run"]
 
 LLM_TEACHERS = {"soar": "Grounded-T", "base": "Base-T", "learnability": "Intrinsic-T"}
 
@@ -61,12 +62,21 @@ def train_run(
     ``overrides`` are env settings (dotted keys reach nested configs: ``rl.learning_rate``);
     ``teacher_settings`` change the LLM teacher's config on its env preset. ``machine``:
     env settings that change where work runs, not results (``executor``, ``num_workers``,
-    ``max_batch_tokens``); not recorded in ``run.json``, so a resume may change them.
+    ``max_batch_tokens``); not recorded in ``run.json``, so a resume may change them. The
+    folder is locked while it is written: another process writing it raises ``RunFolderBusy``.
     """
     out = Path(out)
     spec = {"env": env_id, "teacher": teacher, "seed": seed, "rounds": rounds, "overrides": overrides or {}}
     if teacher_settings:
         spec["teacher_settings"] = teacher_settings
+    with run_lock(out):  # one writer per run folder: before anything is read or written
+        return _train_run(out, spec, resume, progress, machine)
+
+
+def _train_run(out: Path, spec: dict[str, Any], resume: bool, progress: bool,
+               machine: dict[str, Any] | None) -> list[dict[str, Any]]:
+    teacher, rounds, overrides, teacher_settings = (spec["teacher"], spec["rounds"], spec["overrides"],
+                                                    spec.get("teacher_settings"))
     if (out / "run.json").is_file() and resume:
         diff = differences(read_json(out / "run.json", "restore it, or use another --out"), spec)
         if diff:
@@ -80,10 +90,10 @@ def train_run(
         write_json(out / "run.json", spec)
     agent = make_teacher(teacher, **({"settings": teacher_settings} if teacher_settings else {}))
     # The env's horizon is at least one round; a 0-round run (a fixed teacher) is only evaluated.
-    settings = {"rounds": max(rounds, 1), **(overrides or {}), **(machine or {})}
-    env = make_teacher_env(env_id, agent, **settings)
+    settings = {"rounds": max(rounds, 1), **overrides, **(machine or {})}
+    env = make_teacher_env(spec["env"], agent, **settings)
     try:
-        return train_teacher(agent, env, rounds=rounds, seed=seed, log_dir=out, progress=progress,
+        return train_teacher(agent, env, rounds=rounds, seed=spec["seed"], log_dir=out, progress=progress,
                              resume=resume)
     finally:
         env.close()  # worker processes of executor='process' end with the run
@@ -128,6 +138,12 @@ def evaluate_run(
     ``Hard-Only`` and ``base``.
     """
     run = Path(run)
+    with run_lock(run, create=False):  # eval.json has one writer at a time
+        return _evaluate_run(run, seeds, variants, config, progress, eval_steps)
+
+
+def _evaluate_run(run: Path, seeds: list[int], variants: list[str] | None, config: EvalConfig | None,
+                  progress: bool, eval_steps: int | None) -> dict[str, Any]:
     spec, agent, env = _load_run(run)
     config = config or EvalConfig.for_env(env, **({"max_steps": eval_steps} if eval_steps else {}))
     path = run / "eval.json"

@@ -168,7 +168,8 @@ class MathDomain:
     default_student = None
     exact_answers = False
     generator = solver = profiler = None
-    # Action texts: any printable Unicode (×, π, ≤, Greek...), no control characters but \n, \t.
+    # Action texts: any printable Unicode (×, π, ≤, Greek...); no control or invisible format
+    # characters (bidi controls, zero-width joiners...) but \n, \t.
     text_error = staticmethod(unicode_error)
 
     def __init__(self, dataset: str | Path | None = None):
