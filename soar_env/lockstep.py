@@ -61,6 +61,48 @@ class QuestionOrder:
         return batch
 
 
+class TokenCache:
+    """Token ids of prompts and answers, encoded once per distinct text: the same questions
+    come back at every step, and the tokenizer cost more than the small model's prefill."""
+
+    def __init__(self, student: HFStudent, prompt_fn: Callable[[str], str]):
+        self.student, self.prompt_fn = student, prompt_fn
+        self._prompts: dict[str, list[int]] = {}
+        self._answers: dict[str, list[int]] = {}
+
+    def prompts(self, questions: Sequence[str]) -> tuple[Tensor, Tensor]:
+        """Left-padded prompt ids and mask [N, P] (each prompt encoded alone)."""
+        for q in set(questions) - self._prompts.keys():
+            ids, mask = self.student.encode_prompts([self.prompt_fn(q)])
+            self._prompts[q] = ids[0][mask[0].bool()].tolist()
+        rows = [self._prompts[q] for q in questions]
+        width = max(len(r) for r in rows)
+        pad = self.student.pad_id
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], dtype=torch.long)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], dtype=torch.long)
+        return ids, mask
+
+    def answers(self, answers: Sequence[str]) -> Tensor:
+        """Answer tokens and the end token [N, A], -1 after."""
+        for a in set(answers) - self._answers.keys():
+            ids, mask = self.student.encode_completions([a])
+            self._answers[a] = ids[0][mask[0].bool()].tolist()
+        rows = [self._answers[a] for a in answers]
+        width = max(len(r) for r in rows)
+        return torch.tensor([r + [-1] * (width - len(r)) for r in rows], dtype=torch.long)
+
+
+def _sum_of_squares(g: Tensor) -> Tensor:
+    """Per student [S], the sum of squares of g [S, ...], in an order that does not depend
+    on the thread count: blocks of 1024 are summed each by one thread, then the few block
+    sums (one reduction of a whole student splits across threads and so does its sum)."""
+    flat = g.flatten(1).pow(2)
+    pad = (-flat.shape[1]) % 1024
+    if pad:
+        flat = torch.nn.functional.pad(flat, (0, pad))
+    return flat.view(flat.shape[0], -1, 1024).sum(-1).sum(-1)
+
+
 class StackedAdamW:
     """``torch.optim.AdamW`` (its defaults and update order) for S stacked students.
 
@@ -95,7 +137,7 @@ class StackedAdamW:
         """One update of the students marked in ``updated`` [S]; returns each one's gradient
         norm before clipping (``clip_grad_norm_``'s)."""
         grads = {k: (p.grad if p.grad is not None else torch.zeros_like(p)) for k, p in self.params.items()}
-        norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads.values()]).sum(0).sqrt()
+        norms = torch.stack([_sum_of_squares(g) for g in grads.values()]).sum(0).sqrt()
         clip = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
         self.steps += updated.double()
         beta1, beta2 = self.betas
@@ -125,7 +167,7 @@ class Completions:
     prompt_mask: Tensor
     tokens: Tensor
     lengths: Tensor
-    texts: list[list[str]]
+    texts: list[list[str | None]]
     cut: Tensor | None = None
 
 
@@ -179,6 +221,8 @@ class LockstepRLOO:
         self.max_pass_tokens = max_pass_tokens
         self.bucket_ratio = 0.6
         self.exact_answers = exact_answers
+        self.checked_cut = False  # set once a step's cut rows were graded and found wrong
+        self.tokens = TokenCache(student, prompt_fn)
 
     # ---- which runs are in the stack -------------------------------------------------------
     def drop(self, runs: Sequence[int]) -> None:
@@ -201,17 +245,13 @@ class LockstepRLOO:
         """Each question's answer tokens and end token [S, G, A] (-1 after), when exact."""
         if not self.exact_answers:
             return None
-        ids, mask = self.student.encode_completions([p.answer for batch in batches for p in batch])
-        ids = torch.where(mask.bool(), ids, torch.full_like(ids, -1)).cpu()
+        ids = self.tokens.answers([p.answer for batch in batches for p in batch])
         return ids.view(len(batches), -1, ids.shape[-1])
 
     def _encode(self, batches: list[list[Problem]]) -> tuple[Tensor, Tensor]:
         """Left-padded prompt ids and mask [S, G, P] (every run has G questions)."""
-        flat = [self.prompt_fn(p.question) for batch in batches for p in batch]
-        ids, mask = self.student.encode_prompts(flat)
-        return ids.view(len(batches), -1, ids.shape[-1]).cpu(), mask.view(
-            len(batches), -1, ids.shape[-1]
-        ).cpu()
+        ids, mask = self.tokens.prompts([p.question for batch in batches for p in batch])
+        return ids.view(len(batches), -1, ids.shape[-1]), mask.view(len(batches), -1, ids.shape[-1])
 
     def complete(
         self,
@@ -222,7 +262,8 @@ class LockstepRLOO:
         generators: list[torch.Generator] | None,
     ) -> Completions:
         """``samples`` completions of each question, one batch of questions per stacked run;
-        ``generators`` None decodes greedily."""
+        ``generators`` None decodes greedily. Rows of cut groups (exact-answer domains: none
+        of their samples can be right) get no text unless the domain's claim is unchecked."""
         threads.adapt()  # one thread while another process holds a core (soar_env.threads)
         ids, mask = self._encode(batches)
         S, G = ids.shape[:2]
@@ -232,17 +273,31 @@ class LockstepRLOO:
                 [torch.rand((G, samples, max_new_tokens), generator=g) for g in generators]
             )
         eos, pad = self.student.eos_id, self.student.pad_id
-        out = sample(self.model, ids, mask, samples, max_new_tokens, uniforms, eos, pad, temperature,
-                     answers=self._answers(batches))
+        out = sample(
+            self.model,
+            ids,
+            mask,
+            samples,
+            max_new_tokens,
+            uniforms,
+            eos,
+            pad,
+            temperature,
+            answers=self._answers(batches),
+        )
         for slot in (~out.finite).nonzero().flatten().tolist():
             self.failed.setdefault(
                 self.runs[slot], "sampling failed: the logits are not finite (diverged weights)"
             )
         tokens, lengths = out.tokens, out.lengths
-        rows = tokens.view(-1, tokens.shape[-1]).tolist()
-        ends = lengths.flatten().tolist()
+        wanted = torch.ones(S * G * samples, dtype=torch.bool)
+        if out.cut is not None and self.checked_cut:  # cut rows are wrong: no text needed
+            wanted = ~out.cut[..., None].expand(-1, -1, samples).flatten()
+        rows = tokens.view(-1, tokens.shape[-1])[wanted].tolist()
+        ends = lengths.flatten()[wanted].tolist()
         kept = [row[: end - (row[end - 1] == eos if end else 0)] for row, end in zip(rows, ends)]
-        texts = self.student.tokenizer.batch_decode(kept, skip_special_tokens=True)
+        decoded = iter(self.student.tokenizer.batch_decode(kept, skip_special_tokens=True))
+        texts = [next(decoded) if w else None for w in wanted.tolist()]
         per = G * samples
         texts_per_run = [texts[s * per : (s + 1) * per] for s in range(S)]
         return Completions(ids, mask, tokens, lengths, texts_per_run, out.cut)
@@ -261,17 +316,23 @@ class LockstepRLOO:
         gens = [self.generators[run] for run in self.runs]
         done = self.complete(batches, n, rl.max_new_tokens, rl.temperature, gens)
         S = len(batches)
-        rewards = torch.zeros(S, G, n)
-        graded = [(s, g) for s in range(S) for g in range(G) if real[s, g]]
+        rewards = torch.zeros(S, G, n)  # rows of cut groups have no text: wrong, reward 0
+        graded = [
+            (s, g) for s in range(S) for g in range(G) if real[s, g] and done.texts[s][g * n] is not None
+        ]
         scores = self.reward_fn(
             [t for s, g in graded for t in done.texts[s][g * n : (g + 1) * n]],
             [batches[s][g] for s, g in graded for _ in range(n)],
         )
         for i, (s, g) in enumerate(graded):
             rewards[s, g] = torch.tensor(scores[i * n : (i + 1) * n], dtype=torch.float32)
-        if done.cut is not None and bool((rewards.amax(-1) > 0)[done.cut].any()):
-            raise ValueError("The domain declares exact_answers, but its reward_batch paid a completion "
-                             "that is not its answer's tokens: set exact_answers=False on the domain")
+        if done.cut is not None and not self.checked_cut:  # the first step grades cut rows too
+            if bool((rewards.amax(-1) > 0)[done.cut].any()):
+                raise ValueError(
+                    "The domain declares exact_answers, but its reward_batch paid a completion "
+                    "that is not its answer's tokens: set exact_answers=False on the domain"
+                )
+            self.checked_cut = True
         advantages = rloo_advantages(rewards.view(S * G, n)).view(S, G, n)
         live = (rewards.amax(-1) > rewards.amin(-1)) & real  # [S, G]
         rows = real.sum(-1) * n
@@ -385,9 +446,13 @@ class LockstepRLOO:
         gens = None if seeds is None else [torch.Generator().manual_seed(s) for s in seeds]
         samples = 1 if seeds is None else samples
         done = self.complete([list(problems)] * len(self.runs), samples, max_new_tokens, 1.0, gens)
-        expanded = [p for p in problems for _ in range(samples)]
-        scores = grade([t for texts in done.texts for t in texts], expanded * len(self.runs))
-        per = len(expanded)
+        expanded = [p for p in problems for _ in range(samples)] * len(self.runs)
+        texts = [t for per_run in done.texts for t in per_run]
+        kept = [i for i, t in enumerate(texts) if t is not None]  # the others were cut: wrong
+        scores = [0.0] * len(texts)
+        for i, score in zip(kept, grade([texts[i] for i in kept], [expanded[i] for i in kept])):
+            scores[i] = score
+        per = len(problems) * samples
         return (
             [sum(scores[s * per : (s + 1) * per]) / per for s in range(len(self.runs))],
             [int(n) for n in done.lengths.flatten(1).sum(1)],

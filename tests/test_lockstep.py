@@ -153,8 +153,7 @@ def test_stacked_adamw_is_torch_adamw_per_student_with_its_own_clipping_and_skip
 @pytest.mark.parametrize("kl_coef", [0.0, 0.5])
 def test_one_lockstep_update_is_the_transformers_update(v1, kl_coef):
     """Same samples, same advantages: the stacked loss has the transformers loss's gradient
-    (with a KL term to a reference that differs from the start, that term's too), and one
-    step moves the weights as RLOO's AdamW step does."""
+    (with a KL term to a reference that differs from the start, that term's too)."""
     from dataclasses import replace
 
     student, domain = v1
@@ -203,26 +202,19 @@ def test_one_lockstep_update_is_the_transformers_update(v1, kl_coef):
         if kl_coef:
             ref_student = student.copy()
             ref_student.restore(reference)
-        # lr 0 and no clipping: the step leaves the weights and the raw gradients in place.
+        # lr 0 and no clipping: the step leaves the raw gradients in place.
         still = torch.optim.AdamW(student.model.parameters(), lr=0.0)
         policy_gradient_update(student, still, [batch], float("inf"), reference=ref_student, kl_coef=kl_coef)
         expected_grads = {k: p.grad.clone() for k, p in student.model.named_parameters()}
-        optimizer = torch.optim.AdamW(
-            student.model.parameters(), lr=rl.learning_rate, weight_decay=rl.weight_decay
-        )
-        policy_gradient_update(
-            student, optimizer, [batch], rl.max_grad_norm, reference=ref_student, kl_coef=kl_coef
-        )
-        expected = student.snapshot()
     finally:
         student.restore(keep)
     scale = max(g.abs().max() for g in expected_grads.values())
     assert max((expected_grads[k] - grads[k]).abs().max() for k in expected_grads) < 1e-4 * scale
-    got = trainer.weights(1)
-    moved = max((expected[k] - base[k]).abs().max() for k in base)
-    assert moved > 5e-5  # the update did something
-    # AdamW's first step is about lr * sign(g): elements with tiny gradients amplify rounding.
-    assert max((expected[k] - got[k]).abs().max() for k in base) < 0.1 * moved
+    moved = max((trainer.weights(1)[k] - base[k]).abs().max() for k in base)
+    assert moved > 5e-5  # the step did something. Its weights are not compared with the
+    # transformers step's: AdamW's first step is lr * g / (|g| + eps), about lr * sign(g), so
+    # the rounding of a near-zero gradient decides its sign. StackedAdamW is checked against
+    # torch's AdamW on equal gradients in its own test.
 
 
 def test_runs_are_independent_of_their_stack_and_reproducible(v1):

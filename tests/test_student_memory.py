@@ -83,3 +83,11 @@ def test_snapshots_live_in_cpu_memory_and_share_nothing():
     snap = student.snapshot()
     live = dict(student.model.state_dict())
     assert all(v.device.type == "cpu" and v.data_ptr() != live[k].data_ptr() for k, v in snap.items())
+
+
+def test_the_kl_reference_is_frozen_so_autocast_keeps_no_copy_of_it(student, domain):
+    from soar_env.lab import StudentLab
+
+    lab = StudentLab(student, domain, kl_reference=True)
+    assert not any(p.requires_grad for p in lab.reference.model.parameters())
+    assert all(p.requires_grad for p in student.model.parameters())  # the student still trains

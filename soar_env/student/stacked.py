@@ -207,19 +207,19 @@ class StackedLlama:
         """Final norm and the output layer: x [S, N, H] -> [S, N, V]."""
         x = self._norm(x, self.params["norm"])
         if self.shape.tied:
-            return torch.bmm(x, self.params["embed"].transpose(1, 2))
-        return torch.bmm(x, self.params["lm_head"])
+            return linear(x, self.params["embed"].transpose(1, 2))
+        return linear(x, self.params["lm_head"])
 
     def _mlp(self, i: int, x: Tensor) -> Tensor:
         h = self._norm(x, self.params[f"{i}.ln2"])
-        gate, up = torch.bmm(h, self.params[f"{i}.gate_up"]).chunk(2, dim=-1)
-        return x + torch.bmm(torch.nn.functional.silu(gate) * up, self.params[f"{i}.down"])
+        gate, up = linear(h, self.params[f"{i}.gate_up"]).chunk(2, dim=-1)
+        return x + linear(torch.nn.functional.silu(gate) * up, self.params[f"{i}.down"])
 
     def _qkv(self, i: int, x: Tensor, lead: tuple[int, ...], cis: Tensor):
         """Rotated queries [*lead, heads, hd] and keys, values [*lead, kv_heads, hd]."""
         sh = self.shape
         h = self._norm(x, self.params[f"{i}.ln1"])
-        qkv = torch.bmm(h, self.params[f"{i}.qkv"]).view(*lead, sh.heads + 2 * sh.kv_heads, sh.head_dim)
+        qkv = linear(h, self.params[f"{i}.qkv"]).view(*lead, sh.heads + 2 * sh.kv_heads, sh.head_dim)
         q, k, v = qkv.split([sh.heads, sh.kv_heads, sh.kv_heads], dim=-2)
         return self._rotate(q, cis), self._rotate(k, cis), v
 
@@ -234,30 +234,42 @@ class StackedLlama:
 
         Returns the last position's hidden state [S, G, H], each layer's keys and values
         [S, G, heads, P, hd] (kv heads repeated for grouped-query attention) and the next
-        position of each prompt [S, G].
+        position of each prompt [S, G]. The last layer runs its queries, output and MLP for
+        the last position only: nothing else of it is read.
         """
         S, G, P = ids.shape
         sh = self.shape
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cis = self._rope(positions)[:, :, :, None, :]  # [S, G, P, 1, hd / 2]
-        causal = torch.ones(P, P, dtype=torch.bool).tril()
-        allowed = causal[None, None, None] & mask.bool()[:, :, None, None, :]
-        bias = torch.zeros(allowed.shape).masked_fill_(~allowed, NEG_INF)
+        padded = not bool(mask.all())
+        keys_ok = mask.bool()[:, :, None, None, :]  # [S, G, 1, 1, P]
+        allowed = torch.ones(P, P, dtype=torch.bool).tril()[None, None, None] & keys_ok
+        bias = torch.zeros(allowed.shape if padded else (P, P)).masked_fill_(
+            ~(allowed if padded else allowed[0, 0, 0]), NEG_INF
+        )
         x = self.params["embed"].gather(1, ids.reshape(S, -1, 1).expand(-1, -1, sh.hidden))
         kv = []
         for i in range(sh.layers):
             q, k, v = self._qkv(i, x, (S, G, P), cis)
-            q = q.permute(0, 1, 3, 2, 4)  # [S, G, heads, P, hd]
-            k = self._expand_kv(k.permute(0, 1, 3, 2, 4), 2)
+            k = self._expand_kv(k.permute(0, 1, 3, 2, 4), 2)  # [S, G, heads, P, hd]
             v = self._expand_kv(v.permute(0, 1, 3, 2, 4), 2)
             kv.append((k, v))
+            if i == sh.layers - 1:  # the last position's query only
+                q = q[:, :, -1:].permute(0, 1, 3, 2, 4)  # [S, G, heads, 1, hd]
+                scores = q @ k.transpose(-1, -2) / math.sqrt(sh.head_dim)
+                if padded:
+                    scores = scores.masked_fill(~keys_ok, NEG_INF)
+                att = _softmax(scores) @ v  # [S, G, heads, 1, hd]
+                x = x.view(S, G, P, sh.hidden)[:, :, -1]
+                x = x + linear(att.reshape(S, G, sh.heads * sh.head_dim), self.params[f"{i}.o"])
+                return self._mlp(i, x), kv, mask.sum(-1)
+            q = q.permute(0, 1, 3, 2, 4)  # [S, G, heads, P, hd]
             scores = q @ k.transpose(-1, -2) / math.sqrt(sh.head_dim) + bias
             att = _softmax(scores) @ v  # [S, G, heads, P, hd]
             att = att.permute(0, 1, 3, 2, 4).reshape(S, G * P, sh.heads * sh.head_dim)
-            x = x + torch.bmm(att, self.params[f"{i}.o"])
+            x = x + linear(att, self.params[f"{i}.o"])
             x = self._mlp(i, x)
-        last = x.view(S, G, P, sh.hidden)[:, :, -1]
-        return last, kv, mask.sum(-1)
+        raise ValueError("Expects a model with at least one layer")
 
     # ---- completions -----------------------------------------------------------------------
     def continue_(
@@ -292,7 +304,7 @@ class StackedLlama:
             att = to_prompt.permute(0, 1, 3, 2, 4, 5).reshape(S, G, sh.heads, n * C, P) @ pv
             att = att.view(S, G, sh.heads, n, C, sh.head_dim).permute(0, 1, 3, 2, 4, 5) + to_own @ v
             att = att.permute(0, 1, 2, 4, 3, 5).reshape(S, G * n * C, sh.heads * sh.head_dim)
-            x = x + torch.bmm(att, self.params[f"{i}.o"])
+            x = x + linear(att, self.params[f"{i}.o"])
             x = self._mlp(i, x)
         return x.view(S, G, n, C, sh.hidden)
 
@@ -314,16 +326,40 @@ class StackedLlama:
             logits = torch.cat([first, self.logits(hidden)], dim=3)
         else:
             logits = first
-        return torch.log_softmax(logits, dim=-1).gather(-1, completions[..., None]).squeeze(-1)
+        return _log_softmax(logits).gather(-1, completions[..., None]).squeeze(-1)
+
+
+def linear(x: Tensor, w: Tensor) -> Tensor:
+    """``torch.bmm(x, w)`` for stacked students: x [S, M, in], w [S, in, out].
+
+    One student and one row is a matrix-vector product, which MKL may split along ``in``
+    across threads, so its sum would depend on the thread count; that case is run as two
+    equal rows (a matrix product, whose sums do not split) and the first is kept."""
+    if x.shape[0] == 1 and x.shape[1] == 1:
+        return torch.bmm(x.expand(1, 2, x.shape[2]), w)[:, :1]
+    return torch.bmm(x, w)
+
+
+def _log_softmax(x: Tensor) -> Tensor:
+    """``log_softmax`` over the last dim as ``x - logsumexp(x)``.
+
+    torch's fused CPU kernels sum in an order that depends on the thread count in their
+    backward: softmax's for a dim that is not a multiple of 16, log_softmax's for some
+    layouts of its incoming gradient (a gather's). The gradient of this form is made of
+    elementwise ops and a last-dim sum, so gradients, and the runs, are equal at 1 and 2
+    threads (``tests/test_recorded_rewards.py``), and ``soar_env.threads`` may change the
+    thread count under load without changing a result."""
+    return x - torch.logsumexp(x, dim=-1, keepdim=True)
 
 
 def _softmax(scores: Tensor) -> Tensor:
-    """Softmax over the last dim as ``exp(log_softmax)``: torch's CPU softmax backward sums in
-    an order that depends on the thread count when the dim is not a multiple of 16 (the
-    prompt's 44 keys are not), log_softmax's does not. Gradients then equal at 1 and 2 threads."""
-    return torch.log_softmax(scores, dim=-1).exp()
+    """Softmax over the last dim, as ``exp`` of ``_log_softmax`` (see there)."""
+    return _log_softmax(scores).exp()
 
 
 def take_groups(t: Tensor, order: Tensor) -> Tensor:
-    """Groups ``order`` [S, G'] of a tensor laid out [S, G, ...]."""
-    return t.gather(1, order.view(*order.shape, *([1] * (t.dim() - 2))).expand(*order.shape, *t.shape[2:]))
+    """Groups ``order`` [S, G'] of a tensor laid out [S, G, ...]: one ``index_select`` of
+    whole groups (a ``gather`` with an index as large as the output was several times slower)."""
+    S, G = t.shape[:2]
+    flat = (order + torch.arange(S, device=order.device)[:, None] * G).flatten()
+    return t.flatten(0, 1).index_select(0, flat).view(*order.shape, *t.shape[2:])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from soar_env.student.stacked import NEG_INF, StackedLlama, take_groups
+from soar_env.student.stacked import NEG_INF, StackedLlama, linear, take_groups
 
 
 class Decoder:
@@ -78,7 +78,7 @@ class Decoder:
         cis = model._rope(self.start + t)[:, :, None, None, :]  # [S, G, 1, 1, hd / 2]
         x = model.params["embed"].gather(1, token.reshape(S, -1, 1).expand(-1, -1, sh.hidden))
         for i in range(sh.layers):
-            qkv = torch.bmm(self._norm(x), self.w_qkv[i]).view(S, G, n, sh.heads + 2 * kv, hd)
+            qkv = linear(self._norm(x), self.w_qkv[i]).view(S, G, n, sh.heads + 2 * kv, hd)
             qk = model._rotate(qkv[..., : sh.heads + kv, :], cis)  # queries and keys in one product
             q = qk[..., : sh.heads, :].reshape(S * G * n * kv, rep, hd)
             self.own_keys[i][t] = qk[..., sh.heads :, :]
@@ -100,11 +100,11 @@ class Decoder:
             out = (e_shared @ self.values[i]).view(S, G, kv, rep, n, hd).permute(0, 1, 4, 2, 3, 5)
             mine = (e_own.view(-1, rep, t + 1) @ values).view(S, G, n, kv, rep, hd)
             out = (out + mine) / total[..., None]
-            x = x + torch.bmm(out.reshape(S, G * n, sh.heads * hd), model.params[f"{i}.o"])
-            gate, up = torch.bmm(self._norm(x), self.w_gate_up[i]).chunk(2, dim=-1)
-            x = x + torch.bmm(torch.nn.functional.silu(gate) * up, model.params[f"{i}.down"])
+            x = x + linear(out.reshape(S, G * n, sh.heads * hd), model.params[f"{i}.o"])
+            gate, up = linear(self._norm(x), self.w_gate_up[i]).chunk(2, dim=-1)
+            x = x + linear(torch.nn.functional.silu(gate) * up, model.params[f"{i}.down"])
         self.length = t + 1
-        return torch.bmm(self._norm(x), self.w_head).view(S, G, n, sh.vocab)
+        return linear(self._norm(x), self.w_head).view(S, G, n, sh.vocab)
 
 
 @dataclass
@@ -165,13 +165,15 @@ def sample(
     cut = torch.zeros((S, G), dtype=torch.bool)
     width = 0
     for t in range(T):
-        finite &= torch.isfinite(logits).flatten(1).all(-1)
         if uniforms is None:
             token = logits.argmax(-1)
+            total = logits.amax(-1)  # not finite when a logit is NaN or infinite
         else:
             cdf = torch.softmax(logits if temperature == 1.0 else logits / temperature, dim=-1).cumsum(-1)
+            total = cdf[..., -1]  # NaN when a logit is NaN or +inf: one number per row to check
             u = uniforms[..., t].gather(1, index[..., None].expand(-1, -1, n)) * cdf[..., -1]
             token = (cdf < u[..., None]).sum(-1).clamp_(max=model.shape.vocab - 1)
+        finite &= torch.isfinite(total).flatten(1).all(-1)
         token = token.masked_fill(done, pad_id)
         slot = index[..., None].expand(-1, -1, n)
         tokens[..., t].scatter_(1, slot, token)
