@@ -46,7 +46,8 @@ def test_trackio_run_reads_back_with_trackios_api(tmp_path):
     read = ("import json, trackio; from trackio.sqlite_storage import SQLiteStorage\n"
             "runs = list(trackio.Api().runs('soar-env'))\n"
             "print(json.dumps([{'name': r.name, 'config': r.config,\n"
-            "                   'logs': SQLiteStorage.get_logs('soar-env', r.name)} for r in runs], default=str))")
+            "                   'logs': SQLiteStorage.get_logs('soar-env', r.name)} for r in runs],\n"
+            "                 default=str))")
     runs = json.loads(subprocess.run([sys.executable, "-c", read], capture_output=True, text=True, env=env,
                                      check=True, timeout=120).stdout.strip().splitlines()[-1])
     assert [r["name"] for r in runs] == [trackio_run_name(out)]
