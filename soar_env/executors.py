@@ -172,10 +172,13 @@ _worker: dict[str, Any] = {}
 
 def _init_worker(student: str, domain: Any, precision: str | None, max_batch_tokens: int | None,
                  kl_reference: bool) -> None:
+    import signal
+
     import torch
 
     from soar_env.student.hf import HFStudent
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the owner's to handle: it stops us
     os.environ["SOAR_ENV_THREADS"] = "1"  # the workers share the cores: one thread each
     torch.set_num_threads(1)
     model = HFStudent.from_pretrained(student, device="cpu", precision=precision,
@@ -218,6 +221,7 @@ class ProcessExecutor:
         self.num_workers = num_workers
         if stacked:
             self.name = "lockstep"
+        self._running: list = []  # the futures of the last run() (close() stops them if unfinished)
         self._folder = tempfile.TemporaryDirectory(prefix="soar-env-baseline-")
         self._version, self._sent = 0, None
         self._pool = ProcessPoolExecutor(
@@ -245,13 +249,26 @@ class ProcessExecutor:
             size = -(-len(jobs) // self.num_workers)
             futures = [self._pool.submit(_run_stack_in_worker, jobs[at : at + size], baseline, version,
                                          self.kl_reference) for at in range(0, len(jobs), size)]
+            self._running = futures
             return [done for future in futures for done in future.result()]
         futures = [self._pool.submit(_run_in_worker, job, baseline, version, self.kl_reference)
                    for job in jobs]
+        self._running = futures
         return [future.result() for future in futures]
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        # Idle workers stop cleanly. Running jobs (an interrupted run) are abandoned, not
+        # awaited: a SIGTERM'd run must exit within a scheduler's grace period. There is no
+        # public way to stop a ProcessPoolExecutor's workers before Python 3.14
+        # (``terminate_workers``), so they are taken from ``_processes``.
+        if any(not future.done() for future in self._running):
+            stop = getattr(self._pool, "terminate_workers", None)
+            if stop is not None:
+                stop()
+            for worker in list((getattr(self._pool, "_processes", None) or {}).values()):
+                if worker.is_alive():
+                    worker.terminate()
+        self._pool.shutdown(wait=True, cancel_futures=True)
         self._folder.cleanup()
 
 

@@ -81,7 +81,8 @@ def _train_stack(env: Any, runs: list[FreshRun], config: Any, progress: bool) ->
         r.rewards = []
     bar = tqdm(
         total=config.max_steps,
-        desc=f"{len(runs)} fresh students in lockstep",
+        desc=f"eval: {len(runs)} fresh students in lockstep (student seeds "
+        f"{', '.join(map(str, sorted({r.seed for r in runs})))})",
         unit="step",
         leave=False,
         disable=not progress,

@@ -288,11 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="student seeds for the evaluation (0: skip it)")
     train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help=set_help)
     train.add_argument("--eval-steps", type=_positive("--eval-steps"), default=None, help=steps_help)
-    train.add_argument("--executor", default="serial", choices=("serial", "process", "ray"),
-                       help="where a round's inner runs run: here, or in --workers processes "
-                            "(the same results)")
-    train.add_argument("--workers", type=_positive("--workers"), default=2,
-                       help="worker processes of --executor process")
+    train.add_argument("--executor", default="auto", choices=("auto", "lockstep", "serial", "process", "ray"),
+                       help="where a round's inner runs run: auto = lockstep (stacked, in --workers "
+                            "processes) for small CPU students, else serial; serial/process/ray give "
+                            "equal results, lockstep equal in distribution (docs/scale.md)")
+    train.add_argument("--workers", type=_positive("--workers"), default=min(2, os.cpu_count() or 1),
+                       help="worker processes of lockstep (1: in this process), process and ray")
     train.add_argument("--report-to", type=_report_to, default="csv,tensorboard", metavar="LIST",
                        help="where each round's row goes: csv, tensorboard, trackio (comma-separated; "
                             "none for none). trackio: a local project 'soar-env', `trackio show` opens it")

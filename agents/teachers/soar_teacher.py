@@ -48,8 +48,11 @@ class SoarTeacherConfig:
     """AdamW peak learning rate (paper: 1e-5)."""
     warmup_rounds: int = 20
     """Linear warmup, in teacher updates (paper: 20 warmup steps)."""
-    total_rounds: int | None = None
-    """Horizon of the cosine decay; None = the env's ``rounds``."""
+    total_rounds: int = 200
+    """Horizon of the cosine decay, in teacher updates (paper: 200 outer steps). A setting,
+    not the run's length: the first 12 rounds of a 12-round run and of a 200-round run are
+    the same algorithm (until 0.3.0 the horizon was the run's length, so a short run decayed
+    to zero and got only a few full-rate updates)."""
     kl_coef: float = 0.001
     """KL weight to the initial teacher (paper: 0.001); 0 disables it."""
     temperature: float = 1.0
@@ -86,6 +89,9 @@ class SoarTeacherConfig:
             )
         if min(self.max_sample_batches, self.microbatch, self.sample_batch) < 1:
             raise ValueError("max_sample_batches, sample_batch and microbatch expect >= 1")
+        if not isinstance(self.total_rounds, int) or self.total_rounds <= self.warmup_rounds:
+            raise ValueError(f"total_rounds expects an int above warmup_rounds ({self.warmup_rounds}), "
+                             f"actual {self.total_rounds!r}")
 
     @classmethod
     def tiny(cls, **overrides: Any) -> SoarTeacherConfig:
@@ -182,7 +188,7 @@ class SoarTeacher(Teacher):
         if cfg.update and cfg.kl_coef > 0:
             self.reference = self.policy.copy()
             self.reference.model.requires_grad_(False)
-        horizon = cfg.total_rounds or self.context.rounds
+        horizon = cfg.total_rounds
         self.optimizer = torch.optim.AdamW(
             self.policy.model.parameters(), lr=cfg.learning_rate, weight_decay=0.0
         )
