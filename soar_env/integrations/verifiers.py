@@ -22,8 +22,12 @@ Against any OpenAI-compatible endpoint, with verifiers' own command (the taskset
 ``soar-teacher`` is the top-level module ``soar_teacher``, which re-exports this one; verifiers
 imports tasksets by id):
 
-    vf-eval soar-teacher -m MODEL --client.base-url http://localhost:8000/v1 -n 8 --no-push \\
+    vf-eval soar-teacher -m MODEL --client.base-url http://localhost:8000/v1 \\
+        --client.api-key-var OPENAI_API_KEY --env.agent.runtime.type subprocess -n 8 --no-push \\
         --env.taskset.task.soar-id SOAR-Tiny-v1
+
+(``subprocess`` runs verifiers' chat program on this machine; its default runtime, ``prime``, is
+a hosted sandbox.) One reply costs one env step: docs/ecosystem.md has the figures.
 """
 
 from __future__ import annotations
