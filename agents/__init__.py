@@ -42,6 +42,9 @@ TEACHERS = (
     "curriculum",
     "bandit",
     "sb3-ppo",
+    "plr",
+    "learning-progress",
+    "prompted",
 )
 """Names ``make_teacher`` knows."""
 
@@ -76,6 +79,14 @@ def make_teacher(name: str, **kwargs: Any) -> Teacher:
         from .teachers.bandit_teacher import BanditTeacher
 
         return BanditTeacher(**kwargs)
+    if name in ("plr", "learning-progress"):
+        from .teachers.syllabus_teacher import SyllabusTeacher
+
+        return SyllabusTeacher(name, **kwargs)
+    if name == "prompted":
+        from .teachers.prompted_teacher import PromptedTeacher
+
+        return PromptedTeacher(**kwargs)
     if name == "sb3-ppo":
         from .teachers.sb3_teacher import Sb3Teacher
 

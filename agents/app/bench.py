@@ -29,7 +29,7 @@ from .. import make_teacher
 from .report import format_interval
 from .runs import evaluate_run, leaderboard, mean_diversity, promoted_students, teacher_variant, train_run
 
-LLM_SETTINGS = ("soar", "base", *INTRINSIC)  # the teachers built on SoarTeacherConfig
+LLM_SETTINGS = ("soar", "base", "prompted", *INTRINSIC)  # the teachers built on SoarTeacherConfig
 DIVERSITY = ("vendi", "self_bleu", "distinct_fraction", "length_entropy", "skill_entropy", "mean_length",
              "off_target_fraction")
 

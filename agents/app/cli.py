@@ -86,6 +86,15 @@ def _positive(name: str, minimum: int = 1):
     return parse
 
 
+def _report_to(text: str) -> tuple[str, ...]:
+    from .trackers import parse_report_to
+
+    try:
+        return parse_report_to(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def parse_settings(env_id: str, teacher: str, pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``--set key=value`` pairs as (env settings, teacher settings), typed and checked.
 
@@ -128,9 +137,9 @@ def _teacher_settings(teacher: str, raw: dict[str, str]) -> dict[str, Any]:
 
     from ..teachers.soar_teacher import SoarTeacherConfig
 
-    if teacher not in ("soar", "base", *INTRINSIC):  # the teachers built on SoarTeacherConfig
+    if teacher not in ("soar", "base", "prompted", *INTRINSIC):  # the teachers built on SoarTeacherConfig
         raise UsageError(f"teacher {teacher!r} has no settings; teacher.* keys are for the LLM "
-                         "teachers (soar, base and the intrinsic ones)")
+                         "teachers (soar, base, prompted and the intrinsic ones)")
     return {key: coerce_field(SoarTeacherConfig, key, text) for key, text in raw.items()}
 
 
@@ -173,6 +182,7 @@ def _train_locked(args: argparse.Namespace, out: Path) -> int:
             overrides=env_settings,
             teacher_settings=teacher_settings,
             machine={"executor": args.executor, "num_workers": args.workers},
+            report_to=args.report_to,
         )
     except KeyboardInterrupt as stop:
         print(f"\n{_stopped(stop)}: every finished round is saved in {out}. Continue with:\n"
@@ -193,8 +203,16 @@ def _train_locked(args: argparse.Namespace, out: Path) -> int:
                f"student seeds 0-{args.eval_seeds - 1}; soar-env {__version__}")
     plot_run(history, results, out / "run.png", caption=caption)
     print_run_summary(out, history, results)
-    print(f"logs: {out / 'rounds.csv'}, TensorBoard {out / 'tensorboard'}; plot {out / 'run.png'}")
+    print(f"logs: {_logs(args.report_to, out)}; plot {out / 'run.png'}")
     return 0
+
+
+def _logs(report_to: tuple[str, ...], out: Path) -> str:
+    from .trackers import TRACKIO_PROJECT, trackio_run_name
+
+    where = {"csv": str(out / "rounds.csv"), "tensorboard": f"TensorBoard {out / 'tensorboard'}",
+             "trackio": f"trackio run {trackio_run_name(out)} (trackio show --project {TRACKIO_PROJECT})"}
+    return ", ".join(where[name] for name in report_to) or "none (--report-to none)"
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -276,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "equal results, lockstep equal in distribution (docs/scale.md)")
     train.add_argument("--workers", type=_positive("--workers"), default=min(2, os.cpu_count() or 1),
                        help="worker processes of lockstep (1: in this process), process and ray")
+    train.add_argument("--report-to", type=_report_to, default="csv,tensorboard", metavar="LIST",
+                       help="where each round's row goes: csv, tensorboard, trackio (comma-separated; "
+                            "none for none). trackio: a local project 'soar-env', `trackio show` opens it")
     train.set_defaults(func=_train)
     ev = sub.add_parser("eval", help="the paper's evaluation protocol on a trained run", formatter_class=fmt)
     ev.add_argument("run", help="run folder written by `soar-env train`")

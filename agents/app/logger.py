@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +37,26 @@ class RunLogger:
 
     def __init__(
         self, log_dir: str | Path, tensorboard: bool = True, rows: list[dict[str, Any]] | None = None,
-        meta: dict[str, Any] | None = None,
+        meta: dict[str, Any] | None = None, report_to: Sequence[str] | None = None,
     ):
+        from .trackers import open_trackers
+
         self.dir = Path(log_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.dir / "rounds.csv"
         self.meta = {f"run/{k}": v for k, v in (meta or {}).items()}
         self.rows: list[dict[str, Any]] = [{"round": i, **row, **self.meta}
                                            for i, row in enumerate(rows or [])]
+        # report_to (``--report-to``) names every destination; without it: CSV, and TensorBoard
+        # when ``tensorboard``.
+        report_to = tuple(report_to) if report_to is not None else ("csv",) + (("tensorboard",) * tensorboard)
+        self.csv = "csv" in report_to
         self._write_csv()
+        # Other trackers (trackio) get the rows logged from now on: a resumed run's earlier
+        # rows are already in them.
+        self.trackers = open_trackers(report_to, self.dir, meta or {}, resume=bool(rows))
         self.events: list[bytes] | None = None  # the encoded records of the event file
-        if tensorboard:
+        if "tensorboard" in report_to:
             try:
                 from tensorboard.compat.proto.event_pb2 import Event  # noqa: F401
             except ImportError:  # tensorboard is a dependency; a broken install should not stop a run
@@ -66,11 +76,15 @@ class RunLogger:
         if self.events is not None:
             self.events.append(_scalars(step, row, time.time()))
             self._write_events()
+        for tracker in self.trackers:
+            tracker.log(step, row)
 
     def _write_events(self) -> None:
         write_atomic(self.dir / "tensorboard" / EVENTS_NAME, b"".join(self.events or []))
 
     def _write_csv(self) -> None:
+        if not self.csv:
+            return
         columns = list(dict.fromkeys(k for r in self.rows for k in r)) or ["round"]
 
         def write(tmp: Path) -> None:
@@ -82,7 +96,11 @@ class RunLogger:
         write_atomic(self.csv_path, write)
 
     def close(self) -> None:
-        """Nothing is left to write: every file is whole after each round."""
+        """Finish the trackers (trackio flushes its queue); the run folder's files are whole
+        after each round already."""
+        trackers, self.trackers = self.trackers, []
+        for tracker in trackers:
+            tracker.close()
 
 
 def _scalars(step: int, row: dict[str, Any], wall_time: float) -> bytes:

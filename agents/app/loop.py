@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def train_teacher(
     checkpoint_every: int = 1,
     resume: bool = False,
     save_promoted: bool = True,
+    report_to: Sequence[str] | None = None,
     **env_overrides: Any,
 ) -> list[dict[str, Any]]:
     """Train ``teacher`` for ``rounds`` rounds (default: the env's) and return one row per round.
@@ -91,10 +93,12 @@ def train_teacher(
         resume: continue from ``log_dir``'s checkpoint when it has one.
         save_promoted: save promoted students (1.3 MB each on SOAR-Tiny-v0; the full model
             for large students).
+        report_to: where rows go (``trackers.REPORTERS``: csv, tensorboard, trackio);
+            None = csv and tensorboard.
     """
     if isinstance(env, str):
         env = make_teacher_env(env, teacher, **env_overrides)
-    settings = (rounds, seed, progress, checkpoint_every, resume, save_promoted)
+    settings = (rounds, seed, progress, checkpoint_every, resume, save_promoted, report_to)
     if log_dir is None:
         return _run_rounds(teacher, env, None, *settings)
     with run_lock(log_dir):  # one writer per run folder
@@ -103,7 +107,7 @@ def train_teacher(
 
 def _run_rounds(
     teacher: Teacher, env: gym.Env, run: Path | None, rounds: int | None, seed: int, progress: bool,
-    checkpoint_every: int, resume: bool, save_promoted: bool,
+    checkpoint_every: int, resume: bool, save_promoted: bool, report_to: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
@@ -123,7 +127,7 @@ def _run_rounds(
     if run is not None:
         meta = {"env": name, "teacher": teacher.name, "seed": seed, "version": soar_env.__version__,
                 "config": json.dumps(asdict(unwrapped.config), default=str, sort_keys=True)}
-        logger = RunLogger(run, rows=history, meta=meta)
+        logger = RunLogger(run, rows=history, meta=meta, report_to=report_to)
     bar = tqdm(
         range(start, rounds),
         desc=f"{teacher.name} on {name}",

@@ -56,6 +56,7 @@ def train_run(
     overrides: dict[str, Any] | None = None,
     teacher_settings: dict[str, Any] | None = None,
     machine: dict[str, Any] | None = None,
+    report_to: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``teacher`` on ``env_id`` into the folder ``out`` (``--resume`` continues it).
 
@@ -70,11 +71,11 @@ def train_run(
     if teacher_settings:
         spec["teacher_settings"] = teacher_settings
     with run_lock(out):  # one writer per run folder: before anything is read or written
-        return _train_run(out, spec, resume, progress, machine)
+        return _train_run(out, spec, resume, progress, machine, report_to)
 
 
 def _train_run(out: Path, spec: dict[str, Any], resume: bool, progress: bool,
-               machine: dict[str, Any] | None) -> list[dict[str, Any]]:
+               machine: dict[str, Any] | None, report_to: list[str] | None = None) -> list[dict[str, Any]]:
     teacher, rounds, overrides, teacher_settings = (spec["teacher"], spec["rounds"], spec["overrides"],
                                                     spec.get("teacher_settings"))
     if (out / "run.json").is_file() and resume:
@@ -94,7 +95,7 @@ def _train_run(out: Path, spec: dict[str, Any], resume: bool, progress: bool,
     env = make_teacher_env(spec["env"], agent, **settings)
     try:
         return train_teacher(agent, env, rounds=rounds, seed=spec["seed"], log_dir=out, progress=progress,
-                             resume=resume)
+                             resume=resume, report_to=report_to)
     finally:
         env.close()  # worker processes of executor='process' end with the run
 
