@@ -10,14 +10,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from soar_env.domains.chain import HARD_LENGTHS, ChainDomain
+from soar_env.domains.chain import GOOD_LENGTHS, HARD_LENGTHS, ChainDomain
 from soar_env.problems import Problem
 
 TINY_CHAIN_PATH = Path(__file__).parent / "assets" / "tiny-chain"
 """Folder of the shipped tiny model (config.json, model.safetensors, tokenizer files)."""
 
-GOOD_LENGTHS = range(4, 7)
-"""Medium chains, all skills: the best stepping stones measured (docs/embedded-domain.md)."""
 NARROW_SKILLS = ("+",)
 """The narrow set drills one skill only: it sharpens ``+`` and leaves ``-`` and ``*``."""
 
