@@ -248,8 +248,19 @@ class ChainDomain:
             raise ValueError("Expects at least one operation, actual none")
         return Chain(int(question[0]), tuple(steps))
 
+    def apply(self, state: int, op: str, arg: int) -> int:
+        """One step of this domain's chains (v2 replaces the key and trap operations)."""
+        return apply_op(state, op, arg)
+
+    def states(self, chain: Chain) -> list[int]:
+        states, state = [], chain.start
+        for op, arg in chain.steps:
+            state = self.apply(state, op, arg)
+            states.append(state)
+        return states
+
     def answer(self, chain: Chain) -> str:
-        return ",".join(str(s) for s in chain.states())
+        return ",".join(str(s) for s in self.states(chain))
 
     def solve(self, question: str) -> str:
         """The correct answer (whole trace) of a question."""
@@ -345,8 +356,9 @@ class ChainDomain:
 
     # ---- problem sources ----------------------------------------------------------
     def random_chain(
-        self, rng: random.Random, length: int, skills: Sequence[str] = SKILLS
+        self, rng: random.Random, length: int, skills: Sequence[str] | None = None
     ) -> Chain:
+        skills = self.skills if skills is None else skills
         steps = []
         for _ in range(length):
             op = rng.choice(tuple(skills))
@@ -358,9 +370,10 @@ class ChainDomain:
         n: int,
         lengths: Sequence[int],
         seed: int,
-        skills: Sequence[str] = SKILLS,
+        skills: Sequence[str] | None = None,
     ) -> list[Problem]:
-        """n random problems, lengths drawn uniformly from ``lengths``; correct answers."""
+        """n random problems, lengths drawn uniformly from ``lengths`` (operations from
+        ``skills``, default the hard set's: ``self.skills``); correct answers."""
         rng = random.Random(seed)
         out = []
         for _ in range(n):
