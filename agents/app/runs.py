@@ -264,19 +264,38 @@ def promoted_weights(student: Any, path: Path) -> dict[str, Any]:
 
 
 def leaderboard(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
-    """Rows of mean, sd and 95% interval of pass@k per variant over seeds, best pass@32 first."""
+    """Rows of mean, sd, 95% interval and per-seed values of pass@k per variant, best pass@1
+    first (the headline: docs/evaluation.md, the protocol for teacher benchmarks)."""
     rows = []
     for variant, per_seed in results.items():
         if not per_seed:
             continue
         seeds = sorted(per_seed, key=int)
-        row: dict[str, Any] = {"variant": variant, "seeds": len(seeds)}
+        row: dict[str, Any] = {"variant": variant, "seeds": len(seeds), "seed_ids": [int(s) for s in seeds]}
         for k in next(iter(per_seed.values())):
-            row[f"pass@{k}"] = interval([per_seed[s][k] for s in seeds])
+            values = [per_seed[s][k] for s in seeds]
+            row[f"pass@{k}"] = {**interval(values), "per_seed": values}
         rows.append(row)
-    top = max((int(k.split("@")[1]) for k in rows[0] if k.startswith("pass@")), default=1) if rows else 1
-    rows.sort(key=lambda r: -r[f"pass@{top}"]["mean"])
+    rows.sort(key=lambda r: -r["pass@1"]["mean"] if "pass@1" in r else 0.0)
     return rows
+
+
+def paired_differences(results: dict[str, dict[str, dict[str, float]]],
+                       against: str = "Base-T") -> dict[str, dict[str, Any]]:
+    """Per variant, pass@k minus ``against``'s on the same seeds: per seed, mean and 95% interval."""
+    if against not in results:
+        return {}
+    reference = results[against]
+    out = {}
+    for variant, per_seed in results.items():
+        seeds = sorted(set(per_seed) & set(reference), key=int)
+        if variant == against or not seeds:
+            continue
+        out[variant] = {"seeds": [int(s) for s in seeds]}
+        for k in per_seed[seeds[0]]:
+            diffs = [per_seed[s][k] - reference[s][k] for s in seeds]
+            out[variant][f"pass@{k}"] = {**interval(diffs), "per_seed": diffs}
+    return out
 
 
 def mean_diversity(diversity: list[dict[str, float]], keys: tuple[str, ...]) -> dict[str, float]:
