@@ -1,14 +1,16 @@
-"""Seconds per grounded round of a tiny id at its defaults, by executor (serial, process, ray),
-optionally against the serial round of an older git revision.
+"""Seconds per grounded round of a tiny id at its defaults, by executor (serial, lockstep,
+process, ray), optionally against the serial round of an older git revision.
 
 A round is g=4 datasets (n=64 chains of uniform length 1-20, the tiny teacher's
 distribution), each trained r x K RLOO steps and measured on M reward questions. Each case
 runs in its own process, the cases alternate ``--repeats`` times, so the ratios compare like
-with like on a shared machine. Every case's rewards are checked equal to the serial one's
-(the executors' contract, and for ``--baseline`` that the speed-up changed no number).
+with like on a shared machine. serial, process and ray promise equal rewards bit for bit
+(checked); lockstep and an older revision give their own numbers, so for them the table
+shows how far their mean reward is from the first case's (an equivalence check worth the
+name is ``benchmarks/equivalence.py``).
 
-    python benchmarks/round_speed.py --repeats 2 --workers 2
-    python benchmarks/round_speed.py --env SOAR-Tiny-v0 --baseline a0a1fb5^   # before step_round
+    python benchmarks/round_speed.py --baseline 3fb52dd --executors serial lockstep   # vs 0.3.0
+    python benchmarks/round_speed.py --inner-runs 4 --executors lockstep               # r = 4
     python benchmarks/round_speed.py --executors serial process ray          # pip install '.[ray]'
 
 ``--baseline REV`` checks REV out into a temporary git worktree and imports soar_env from
@@ -28,12 +30,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_case(env_id: str, executor: str, workers: int, rounds: int) -> dict:
+def run_case(env_id: str, executor: str, workers: int, rounds: int, inner_runs: int) -> dict:
     import gymnasium as gym
 
     import soar_env
 
-    kwargs = {} if executor == "serial" else {"executor": executor, "num_workers": workers}
+    kwargs = {"executor": executor, "inner_runs": inner_runs}
+    if executor in ("process", "ray"):
+        kwargs["num_workers"] = workers
     if executor == "ray":
         import ray
 
@@ -60,7 +64,7 @@ def _child(case: str, args, tree: Path | None) -> dict:
     if tree is not None:  # import the old revision's soar_env ahead of the installed one
         env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")])
     out = subprocess.run([sys.executable, __file__, "--case", case, "--env", args.env,
-                          "--workers", str(args.workers)],
+                          "--workers", str(args.workers), "--inner-runs", str(args.inner_runs)],
                          capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
     if out.returncode:
         raise SystemExit(f"case {case} failed:\n{out.stderr[-3000:]}")
@@ -77,12 +81,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--env", default=None, help="a tiny id (default: soar_env.DEFAULT_ENV)")
     parser.add_argument("--baseline", help="a git revision whose serial round is timed too")
-    parser.add_argument("--executors", nargs="+", default=["serial", "process"],
-                        choices=["serial", "process", "ray"], help="'ray' needs the [ray] extra")
+    parser.add_argument("--executors", nargs="+", default=["serial", "lockstep"],
+                        choices=["serial", "lockstep", "process", "ray"], help="'ray' needs the [ray] extra")
+    parser.add_argument("--inner-runs", type=int, default=1, help="r: inner runs per dataset")
+    parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.env, args.case, args.workers, 1)))
+        print(json.dumps(run_case(args.env, args.case, args.workers, 1, args.inner_runs)))
         return
     if args.env is None:  # here, not at import: a --baseline revision's soar_env may predate it
         from soar_env import DEFAULT_ENV
@@ -97,7 +103,7 @@ def main() -> None:
                             args.baseline], check=True)
             cases[f"serial at {args.baseline}"] = ("serial", old_tree)
         for executor in args.executors:
-            name = executor if executor == "serial" else f"{executor}, {args.workers} workers"
+            name = f"{executor}, {args.workers} workers" if executor in ("process", "ray") else executor
             cases[name] = (executor, None)
         seconds: dict[str, list] = {name: [] for name in cases}
         rewards: dict[str, list] = {}
@@ -112,14 +118,24 @@ def main() -> None:
                 subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old_tree)])
     first = next(iter(cases))
     base = statistics.median(seconds[first])
-    print(f"{args.env}, one grounded round at its defaults, median of {args.repeats}\n")
-    print(f"| case | seconds per round | speed-up vs {first} | rewards equal |\n|---|---:|---:|---|")
+    mean = {n: statistics.fmean(r) for n, r in rewards.items()}
+    print(f"{args.env}, one grounded round at its defaults (r = {args.inner_runs}), median of "
+          f"{args.repeats}\n")
+    print(f"| case | seconds per round | speed-up vs {first} | rewards equal | mean reward vs {first} |\n"
+          "|---|---:|---:|---|---:|")
     for name in cases:
         median = statistics.median(seconds[name])
-        print(f"| {name} | {median:.1f} | {base / median:.2f}x | {rewards[name] == rewards[first]} |")
-    print(json.dumps({"env": args.env, "seconds": seconds,
-                      "speedup": {n: base / statistics.median(s) for n, s in seconds.items()},
-                      "rewards_equal": {n: rewards[n] == rewards[first] for n in cases}}))
+        print(f"| {name} | {median:.1f} | {base / median:.2f}x | {rewards[name] == rewards[first]} | "
+              f"{mean[name] / mean[first] - 1:+.1%} |")
+    result = {"env": args.env, "inner_runs": args.inner_runs, "repeats": args.repeats,
+              "baseline": args.baseline, "per_repeat_seconds": seconds,
+              "median_seconds": {n: statistics.median(s) for n, s in seconds.items()},
+              "speedup": {n: base / statistics.median(s) for n, s in seconds.items()},
+              "rewards": rewards, "rewards_equal": {n: rewards[n] == rewards[first] for n in cases}}
+    print(json.dumps(result))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

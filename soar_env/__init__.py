@@ -11,7 +11,7 @@ transformers load only when an environment or a student is built.
 
 from gymnasium.envs.registration import register
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 DEFAULT_ENV = "SOAR-Tiny-v1"
 """The embedded default of the CLI, the bench and the examples: the tiny id with an off-target

@@ -98,7 +98,9 @@ class SoarEnv(gym.Env):
     the tokens of one forward pass (sampling in prompt chunks, updates in micro-batches:
     for large students); ``precision`` is 'fp32' (CPU default), 'bf16-mixed' (CUDA
     default: fp32 master weights, bf16 compute) or 'bf16'; ``student_backend`` is 'hf'
-    (default) or 'vllm' (sampling on a colocated vLLM engine, GPU only: docs/scale.md).
+    (default) or 'vllm' (sampling on a colocated vLLM engine, GPU only: docs/scale.md);
+    ``executor`` is 'auto' (default: 'lockstep' for small CPU Llama students, else 'serial'),
+    'serial', 'lockstep', 'process' or 'ray' (``soar_env.executors``).
 
     ## Version History
     * v0: initial version (SOAR-Tiny-v0, SOAR-MATH-v0, SOAR-HARP-v0, SOAR-CHAMP-v0).
@@ -109,6 +111,11 @@ class SoarEnv(gym.Env):
     * v1 (SOAR-Tiny-v1): v0 plus an off-target family of chains (min, max, xor) that the
       student can learn and the hard set never uses, so an intrinsic reward has something to
       fail on; its own model (``chain_variant='v1'``). v0 is unchanged.
+    * package 0.4.0: the tiny ids train a round's inner runs in lockstep as one stacked model
+      (``executor='auto'`` -> 'lockstep' for small CPU Llamas). Same algorithm and settings;
+      the numbers differ from 0.3.0 in float rounding and in the random streams (each run
+      draws its own), so grounded rewards are re-recorded and shown equivalent in
+      distribution (``benchmarks/equivalence.py``). ``executor='serial'`` keeps 0.3.0's path.
     """
 
     metadata = {"render_modes": []}
@@ -116,7 +123,7 @@ class SoarEnv(gym.Env):
     def __init__(self, config: SoarConfig | None = None, preset: str = "tiny",
                  timing_in_info: bool = False, progress: bool = False, domain: Any = None,
                  max_batch_tokens: int | None = None, precision: str | None = None,
-                 executor: str = "serial", num_workers: int | None = None,
+                 executor: str = "auto", num_workers: int | None = None,
                  student_backend: str = "hf", **overrides: Any):
         from soar_env.domains.base import make_domain
         if config is None:
@@ -155,11 +162,12 @@ class SoarEnv(gym.Env):
         model = load_student(student, student_backend, device=device, precision=precision,
                              max_batch_tokens=max_batch_tokens)
         self.lab = StudentLab(model, self.domain, kl_reference=self.config.rl.kl_coef > 0)
-        # Where inner runs run (soar_env.executors): here, or in worker processes.
-        self.executor = executor
+        # Where inner runs run (soar_env.executors): here, one by one or stacked in lockstep
+        # ('auto': lockstep for small CPU students), or in worker processes.
         self._executor = make_executor(executor, self.lab, student, num_workers, precision,
                                        self.config.kl_reference, progress=progress,
                                        backend=student_backend)
+        self.executor = self._executor.name
         max_text = self.domain.max_text
         self.hard_set: HardSet | None = None
         text = spaces.Text(max_length=max_text, min_length=0, charset=sorted(CHARSET))

@@ -284,6 +284,10 @@ def evaluate_curriculum(
     from tqdm.auto import tqdm
 
     config = config or EvalConfig.for_env(env)
+    if getattr(env, "executor", None) == "lockstep":  # the seeds' students train side by side
+        from soar_env.fresh_students import evaluate_in_lockstep
+
+        return evaluate_in_lockstep(env, {name: curriculum}, seeds, config, progress)[name]
     keep = env.lab.snapshot()
     result = EvalResult(name, [])
     try:

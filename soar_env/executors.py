@@ -11,6 +11,11 @@ scheduling: the ``process`` executor gives what ``serial`` gives, bit for bit (t
   copy of the student (loaded once from the same folder). The baseline reaches them only
   when it changes (at a promotion), as a safetensors file they load by version.
 
+- ``lockstep``: all the jobs in this process as one stacked model (``soar_env.lockstep``):
+  one batched sampling call and one batched update per step for every run at once. The
+  CPU default for small Llama students (``auto``). Each run keeps its own seeds, clipping
+  and optimizer state; its numbers equal ``serial``'s within float rounding, not bit for bit.
+
 - ``ray``: ``num_workers`` Ray actors (``pip install 'soar-env[ray]'``), one GPU each when
   the cluster has GPUs; Ray's ``ActorPool`` schedules the jobs. Start a cluster with
   ``ray start --head`` (and ``ray start --address=HEAD:6379`` on the other nodes) and set
@@ -20,6 +25,7 @@ scheduling: the ``process`` executor gives what ``serial`` gives, bit for bit (t
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
@@ -32,7 +38,7 @@ from soar_env.lab import InnerRun, StudentLab
 from soar_env.problems import Problem
 from soar_env.rl import NonFiniteUpdate
 
-EXECUTORS = ("serial", "process", "ray")
+EXECUTORS = ("auto", "serial", "lockstep", "process", "ray")
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ def run_job(lab: StudentLab, job: InnerJob, progress: Any = None) -> Done:
 class SerialExecutor:
     """Runs the jobs in this process on the env's lab (``progress``: a bar per run)."""
 
+    name = "serial"
+
     def __init__(self, lab: StudentLab, progress: bool = False):
         self.lab, self.progress = lab, progress
 
@@ -80,6 +88,75 @@ class SerialExecutor:
         return [run_job(self.lab, job, tqdm(range(job.steps), desc=f"inner run {i + 1}/{len(jobs)}",
                                             unit="step", leave=False, disable=not self.progress))
                 for i, job in enumerate(jobs)]
+
+    def close(self) -> None:
+        pass
+
+
+class LockstepExecutor:
+    """Runs the jobs in lockstep in this process, at most ``max_stack`` runs per stack."""
+
+    name = "lockstep"
+
+    def __init__(self, lab: StudentLab, progress: bool = False, max_stack: int = 8):
+        self.lab, self.progress, self.max_stack = lab, progress, max_stack
+
+    def run(self, jobs: list[InnerJob]) -> list[Done]:
+        done: list[Done] = []
+        for at in range(0, len(jobs), self.max_stack):
+            done += self._stack(jobs[at : at + self.max_stack])
+        return done
+
+    def _stack(self, jobs: list[InnerJob]) -> list[Done]:
+        from tqdm.auto import tqdm
+
+        from soar_env.lockstep import LockstepRLOO
+
+        lab, first = self.lab, jobs[0]
+        if any((j.steps, j.rl, j.measure_on) != (first.steps, first.rl, first.measure_on) for j in jobs):
+            raise ValueError("lockstep expects the jobs of one stack to share steps, settings and "
+                             "reward questions")
+        reference = lab.reference.snapshot() if lab.reference is not None else None
+        trainer = LockstepRLOO(lab.student, lab.domain.reward_batch, lab.student_prompt, first.rl,
+                               [lab.baseline] * len(jobs), [j.seed for j in jobs], reference)
+        tokens, updates = [0] * len(jobs), [0] * len(jobs)
+        rewards: list[list[float]] = [[] for _ in jobs]
+        bar = tqdm(range(first.steps), desc=f"{len(jobs)} inner runs in lockstep", unit="step", leave=False,
+                   disable=not self.progress)
+        for _ in bar:
+            active = list(trainer.runs)
+            for run, stats in zip(active, trainer.step([jobs[r].problems for r in active])):
+                tokens[run] += int(stats["sampled_tokens"])
+                updates[run] += int(stats["updated"])
+                rewards[run].append(stats["reward"])
+            if trainer.failed and set(trainer.failed) & set(trainer.runs):
+                trainer.drop([r for r in trainer.runs if r in trainer.failed])
+            if not trainer.runs:
+                break
+        after = dict(zip(trainer.runs, self._measure(trainer, first, jobs))) if trainer.runs else {}
+        out: list[Done] = []
+        for run, job in enumerate(jobs):
+            if run in trainer.failed:
+                used = {"sampled_tokens": tokens[run], "student_updates": updates[run]}
+                out.append((trainer.failed[run], used))
+                continue
+            value, used = after[run]
+            used = {"sampled_tokens": tokens[run] + used, "student_updates": updates[run]}
+            if not math.isfinite(value):
+                out.append((f"accuracy after training is {value}", used))
+                continue
+            out.append((InnerRun(value - job.before, value, rewards[run], trainer.weights(run)), used))
+        return out
+
+    def _measure(self, trainer, first: InnerJob, jobs: list[InnerJob]) -> list[tuple[float, int]]:
+        """Each stacked run's accuracy on the reward questions, and the tokens it sampled."""
+        m = first.measure
+        if m["measure"] == "exact":
+            return [(a, 0) for a in trainer.exact_accuracy(first.measure_on)]
+        seeds = None if m["measure"] == "greedy" else [jobs[r].measure["seed"] for r in trainer.runs]
+        accuracy, used = trainer.graded_accuracy(first.measure_on, m["samples"], m["max_new_tokens"], seeds,
+                                                 self.lab.domain.grade_batch)
+        return list(zip(accuracy, used))
 
     def close(self) -> None:
         pass
@@ -115,6 +192,8 @@ def _run_in_worker(job: InnerJob, baseline_file: str | None, version: int, refer
 
 class ProcessExecutor:
     """Runs the jobs in ``num_workers`` local processes (CPU students)."""
+
+    name = "process"
 
     def __init__(self, lab: StudentLab, student: str, num_workers: int, precision: str | None,
                  kl_reference: str):
@@ -186,6 +265,8 @@ class _RayWorker:
 class RayExecutor:
     """Runs the jobs on Ray actors, one per worker (a GPU each when Ray has GPUs)."""
 
+    name = "ray"
+
     def __init__(self, lab: StudentLab, student: str, num_workers: int, precision: str | None,
                  kl_reference: str, backend: str = "hf"):
         try:
@@ -220,11 +301,29 @@ class RayExecutor:
             self._ray.kill(actor)
 
 
+def lockstep_unsupported(lab: StudentLab, backend: str = "hf") -> str | None:
+    """Why the lockstep executor cannot run this lab's student, or None when it can."""
+    from soar_env.student.stacked import stackable
+
+    if backend != "hf" or lab.student.device.type != "cpu":
+        return "it runs transformers students on the CPU"
+    if lab.student.max_batch_tokens is not None:
+        return "it has no max_batch_tokens budget (small students only)"
+    return stackable(lab.student.model)
+
+
 def make_executor(name: str, lab: StudentLab, student: str, num_workers: int | None,
                   precision: str | None, kl_reference: str, progress: bool = False,
                   backend: str = "hf"):
+    if name == "auto":  # lockstep where the student allows it, else one run after another
+        name = "serial" if lockstep_unsupported(lab, backend) else "lockstep"
     if name == "serial":
         return SerialExecutor(lab, progress)
+    if name == "lockstep":
+        reason = lockstep_unsupported(lab, backend)
+        if reason:
+            raise ValueError(f"executor='lockstep' cannot run this student: {reason}; use executor='serial'")
+        return LockstepExecutor(lab, progress)
     if name == "process":
         if lab.student.device.type != "cpu":
             raise ValueError("executor='process' runs CPU students; a GPU student needs one device per "

@@ -1,4 +1,10 @@
-"""A round at once (step_round), here or in worker processes, equals stepping one by one."""
+"""A round at once (step_round), here or in worker processes, equals stepping one by one.
+
+serial, process and ray run each inner run alone and agree bit for bit. lockstep stacks a
+round's runs into one model, so a run's float sums depend on the shapes of its stack: a
+round at once agrees with stepping one by one within float rounding (and with serial in
+distribution: ``benchmarks/equivalence.py``).
+"""
 
 import gymnasium as gym
 import pytest
@@ -16,8 +22,8 @@ def _actions(env, rounds):
             for r in range(rounds)]
 
 
-def _one_by_one(rounds):
-    env = gym.make("SOAR-Tiny-v1", **SETTINGS)
+def _one_by_one(rounds, executor="serial"):
+    env = gym.make("SOAR-Tiny-v1", executor=executor, **SETTINGS)
     env.reset(seed=5)
     out = [env.step(a)[1:] for actions in _actions(env, rounds) for a in actions]
     env.close()
@@ -41,6 +47,18 @@ def test_step_round_equals_steps(executor):
             ray.shutdown()
     assert got == expected  # rewards, flags and infos (promotions, usage counters), bit for bit
     assert [info["promotions"] for *_, info in got] == [0, 1, 1, 2]
+
+
+def test_lockstep_round_equals_steps_within_rounding():
+    expected = _one_by_one(2, "lockstep")
+    env = gym.make("SOAR-Tiny-v1", executor="lockstep", **SETTINGS)
+    env.reset(seed=5)
+    got = [step[1:] for actions in _actions(env, 2) for step in env.unwrapped.step_round(actions)]
+    env.close()
+    assert [g[0] for g in got] == pytest.approx([e[0] for e in expected], rel=1e-4)
+    assert [info["promotions"] for *_, info in got] == [info["promotions"] for *_, info in expected]
+    assert [info["compute"] for *_, info in got] == [info["compute"] for *_, info in expected]
+    print("bit for bit here:", [g[0] for g in got] == [e[0] for e in expected])
 
 
 def test_step_round_refuses_a_mid_round_start_and_a_wrong_count():

@@ -1,0 +1,374 @@
+"""Many RLOO runs of one small student, trained in lockstep as one stacked model.
+
+A grounded round is ``g x r`` independent inner runs from the same baseline; an evaluation
+is several fresh students. On the tiny CPU models each run alone leaves the cores mostly
+waiting on per-call overhead, so ``LockstepRLOO`` trains S runs at once on a
+``StackedLlama``: one batched sampling call, one grading call and one batched update per
+step for all of them. Each run keeps what makes it independent:
+
+- its own question order (``random.Random(seed)``) and its own sampling stream (a
+  ``torch.Generator(seed)`` that draws the random number of each of its rows and steps);
+- its own loss normalisation, gradient clipping and AdamW state (``StackedAdamW``);
+- its own fate: a run whose loss, weights or logits stop being finite is stopped and
+  reported (the others go on), and a run that ends early (an evaluation's stopping rule)
+  leaves the stack.
+
+The algorithm is ``soar_env.rl.RLOOTrainer``'s: leave-one-out advantages per question,
+groups whose samples all scored the same skipped, ``-A * log p(sequence)`` averaged over the
+live sequences, a k3 KL term to a reference when ``kl_coef > 0``. The update is trimmed to
+the live rows' real width and split into passes of at most ``max_pass_tokens`` tokens,
+bucketed by length (gradient accumulation: the sum equals one pass).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from soar_env import threads
+from soar_env.config import RLOOConfig
+from soar_env.problems import Problem
+from soar_env.rl import rloo_advantages
+from soar_env.student.hf import HFStudent
+from soar_env.student.stacked import StackedLlama, shape_of, take_groups
+from soar_env.student.stacked_decode import sample
+
+Weights = dict[str, Tensor]
+
+
+class QuestionOrder:
+    """The questions of each step: a shuffled pass over the problems, reshuffled when used up
+    (``RLOOTrainer``'s order); a new problem list restarts it."""
+
+    def __init__(self, seed: int, per_step: int):
+        self.rng, self.per_step = random.Random(seed), per_step
+        self._order: list[int] = []
+        self._source: Sequence[Problem] | None = None
+
+    def next(self, problems: Sequence[Problem]) -> list[Problem]:
+        if problems is not self._source:
+            self._source, self._order = problems, []
+        batch = []
+        while len(batch) < min(self.per_step, len(problems)):
+            if not self._order:
+                self._order = list(range(len(problems)))
+                self.rng.shuffle(self._order)
+            batch.append(problems[self._order.pop()])
+        return batch
+
+
+class StackedAdamW:
+    """``torch.optim.AdamW`` (its defaults and update order) for S stacked students.
+
+    Each student has its own step count and clips its own gradient norm; ``step(updated)``
+    changes only the students marked True, so a student with no live group this step keeps
+    its weights and moments, as a run that skips ``optimizer.step`` does.
+    """
+
+    def __init__(
+        self,
+        params: dict[str, Tensor],
+        lr: float,
+        weight_decay: float,
+        max_grad_norm: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ):
+        self.params, self.lr, self.weight_decay = params, lr, weight_decay
+        self.max_grad_norm, self.betas, self.eps = max_grad_norm, betas, eps
+        size = next(iter(params.values())).shape[0]
+        self.steps = torch.zeros(size, dtype=torch.float64)
+        self.m = {k: torch.zeros_like(p) for k, p in params.items()}
+        self.v = {k: torch.zeros_like(p) for k, p in params.items()}
+
+    def select(self, keep: Tensor) -> None:
+        self.steps = self.steps[keep]
+        self.m = {k: t[keep] for k, t in self.m.items()}
+        self.v = {k: t[keep] for k, t in self.v.items()}
+
+    @torch.no_grad()
+    def step(self, updated: Tensor) -> Tensor:
+        """One update of the students marked in ``updated`` [S]; returns each one's gradient
+        norm before clipping (``clip_grad_norm_``'s)."""
+        grads = {k: (p.grad if p.grad is not None else torch.zeros_like(p)) for k, p in self.params.items()}
+        norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads.values()]).sum(0).sqrt()
+        clip = (self.max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
+        self.steps += updated.double()
+        beta1, beta2 = self.betas
+        bias1 = (1 - beta1**self.steps).float().clamp(min=1e-30)
+        bias2 = (1 - beta2**self.steps).float().clamp(min=1e-30)
+        for k, p in self.params.items():
+            view = (-1,) + (1,) * (p.dim() - 1)
+            on = updated.view(view)
+            g = grads[k] * clip.view(view)
+            m = torch.where(on, self.m[k] * beta1 + g * (1 - beta1), self.m[k])
+            v = torch.where(on, self.v[k] * beta2 + g * g * (1 - beta2), self.v[k])
+            self.m[k], self.v[k] = m, v
+            decayed = p * (1 - self.lr * self.weight_decay)
+            denom = (v.sqrt() / bias2.sqrt().view(view)) + self.eps
+            stepped = decayed - (self.lr / bias1).view(view) * m / denom
+            p.copy_(torch.where(on, stepped, p))
+            p.grad = None
+        return norms
+
+
+@dataclass
+class Completions:
+    """One step's samples: their prompts [S, G, P] (ids and mask), tokens [S, G, n, W],
+    lengths [S, G, n] and texts per student."""
+
+    prompt_ids: Tensor
+    prompt_mask: Tensor
+    tokens: Tensor
+    lengths: Tensor
+    texts: list[list[str]]
+
+
+class LockstepRLOO:
+    """S RLOO runs of ``student``'s architecture, from ``starts`` (one weights dict each).
+
+    Args:
+        student: an ``HFStudent`` whose model ``stackable`` accepts (its tokenizer and
+            prompts are used; its own weights are not touched).
+        reward_fn: scores completions against their problems (a domain's ``reward_batch``).
+        prompt_fn: question -> student prompt.
+        rl: the runs' RLOO settings.
+        starts: the weights each run starts from.
+        seeds: each run's seed (question order and sampling).
+        reference: weights of the KL reference (needed when ``rl.kl_coef > 0``).
+        max_pass_tokens: the most completion tokens of one update pass.
+    """
+
+    def __init__(
+        self,
+        student: HFStudent,
+        reward_fn: Callable,
+        prompt_fn: Callable[[str], str],
+        rl: RLOOConfig,
+        starts: Sequence[Weights],
+        seeds: Sequence[int],
+        reference: Weights | None = None,
+        max_pass_tokens: int = 1 << 16,
+    ):
+        if len(starts) != len(seeds) or not starts:
+            raise ValueError(f"Expects one seed per start, actual {len(seeds)} for {len(starts)}")
+        if rl.kl_coef > 0 and reference is None:
+            raise ValueError("kl_coef > 0 expects reference weights")
+        self.student, self.reward_fn, self.prompt_fn, self.rl = student, reward_fn, prompt_fn, rl
+        self.shape = shape_of(student.model)
+        self.model = StackedLlama.from_states(self.shape, list(starts))
+        self.optimizer = StackedAdamW(self.model.params, rl.learning_rate, rl.weight_decay, rl.max_grad_norm)
+        self.reference: dict[str, Tensor] | None = None
+        if reference is not None and rl.kl_coef > 0:
+            one = StackedLlama.from_states(self.shape, [reference])
+            self.reference = {k: v.detach() for k, v in one.params.items()}
+        self.runs = list(range(len(starts)))  # stack slot -> run id
+        self.orders = [QuestionOrder(seed, rl.questions_per_step) for seed in seeds]
+        self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+        self.failed: dict[int, str] = {}
+        self.max_pass_tokens = max_pass_tokens
+        self.bucket_ratio = 0.6
+
+    # ---- which runs are in the stack -------------------------------------------------------
+    def drop(self, runs: Sequence[int]) -> None:
+        """Take ``runs`` out of the stack (finished or failed)."""
+        keep = torch.tensor([i for i, r in enumerate(self.runs) if r not in set(runs)], dtype=torch.long)
+        self.runs = [self.runs[i] for i in keep.tolist()]
+        if not self.runs:
+            return
+        for name, p in self.model.params.items():
+            self.model.params[name] = p.detach()[keep].clone().requires_grad_(True)
+        self.optimizer.params = self.model.params
+        self.optimizer.select(keep)
+
+    def weights(self, run: int) -> Weights:
+        """A run's current weights under transformers' names (CPU copies)."""
+        return self.model.state(self.runs.index(run))
+
+    # ---- prompts and samples ---------------------------------------------------------------
+    def _encode(self, batches: list[list[Problem]]) -> tuple[Tensor, Tensor]:
+        """Left-padded prompt ids and mask [S, G, P] (every run has G questions)."""
+        flat = [self.prompt_fn(p.question) for batch in batches for p in batch]
+        ids, mask = self.student.encode_prompts(flat)
+        return ids.view(len(batches), -1, ids.shape[-1]).cpu(), mask.view(
+            len(batches), -1, ids.shape[-1]
+        ).cpu()
+
+    def complete(
+        self,
+        batches: list[list[Problem]],
+        samples: int,
+        max_new_tokens: int,
+        temperature: float,
+        generators: list[torch.Generator] | None,
+    ) -> Completions:
+        """``samples`` completions of each question, one batch of questions per stacked run;
+        ``generators`` None decodes greedily."""
+        threads.adapt()  # one thread while another process holds a core (soar_env.threads)
+        ids, mask = self._encode(batches)
+        S, G = ids.shape[:2]
+        uniforms = None
+        if generators is not None:
+            uniforms = torch.stack(
+                [torch.rand((G, samples, max_new_tokens), generator=g) for g in generators]
+            )
+        eos, pad = self.student.eos_id, self.student.pad_id
+        out = sample(self.model, ids, mask, samples, max_new_tokens, uniforms, eos, pad, temperature)
+        for slot in (~out.finite).nonzero().flatten().tolist():
+            self.failed.setdefault(
+                self.runs[slot], "sampling failed: the logits are not finite (diverged weights)"
+            )
+        tokens, lengths = out.tokens, out.lengths
+        rows = tokens.view(-1, tokens.shape[-1]).tolist()
+        ends = lengths.flatten().tolist()
+        kept = [row[: end - (row[end - 1] == eos if end else 0)] for row, end in zip(rows, ends)]
+        texts = self.student.tokenizer.batch_decode(kept, skip_special_tokens=True)
+        per = G * samples
+        return Completions(ids, mask, tokens, lengths, [texts[s * per : (s + 1) * per] for s in range(S)])
+
+    # ---- one RLOO step ---------------------------------------------------------------------
+    def step(self, datasets: Sequence[Sequence[Problem]]) -> list[dict[str, float]]:
+        """One RLOO update of every run in the stack, run i on ``datasets[i]`` (in the stack's
+        order, ``self.runs``). Returns each run's statistics (``RLOOTrainer.step``'s keys)."""
+        rl, n = self.rl, self.rl.samples_per_question
+        batches = [self.orders[run].next(data) for run, data in zip(self.runs, datasets)]
+        G = max(len(b) for b in batches)
+        # A run with fewer questions (a dataset with invalid problems) is padded with its
+        # first question; padded groups are neither graded nor trained on.
+        real = torch.tensor([[g < len(b) for g in range(G)] for b in batches])
+        batches = [b + [b[0]] * (G - len(b)) for b in batches]
+        gens = [self.generators[run] for run in self.runs]
+        done = self.complete(batches, n, rl.max_new_tokens, rl.temperature, gens)
+        S = len(batches)
+        rewards = torch.zeros(S, G, n)
+        graded = [(s, g) for s in range(S) for g in range(G) if real[s, g]]
+        scores = self.reward_fn(
+            [t for s, g in graded for t in done.texts[s][g * n : (g + 1) * n]],
+            [batches[s][g] for s, g in graded for _ in range(n)],
+        )
+        for i, (s, g) in enumerate(graded):
+            rewards[s, g] = torch.tensor(scores[i * n : (i + 1) * n], dtype=torch.float32)
+        advantages = rloo_advantages(rewards.view(S * G, n)).view(S, G, n)
+        live = (rewards.amax(-1) > rewards.amin(-1)) & real  # [S, G]
+        rows = real.sum(-1) * n
+        stats = [
+            {
+                "reward": float(rewards[s].sum() / rows[s]),
+                "live_groups": int(live[s].sum()),
+                "sampled_tokens": int((done.lengths[s] * real[s, :, None]).sum()),
+                "updated": 0.0,
+            }
+            for s in range(S)
+        ]
+        ok = torch.tensor([run not in self.failed for run in self.runs])
+        updated = live.any(-1) & ok
+        if bool(updated.any()):
+            losses = self._update(done, advantages, live & updated[:, None])
+            for s in range(S):
+                if updated[s] and not torch.isfinite(losses[s]):
+                    self.failed[self.runs[s]] = (
+                        f"RLOO loss is {losses[s].item()} (check learning_rate and kl_coef)"
+                    )
+                    updated[s] = False
+            self.optimizer.step(updated)
+            finite = torch.stack(
+                [p.detach().flatten(1).isfinite().all(1) for p in self.model.params.values()]
+            )
+            for s in (~finite.all(0) & updated).nonzero().flatten().tolist():
+                self.failed[self.runs[s]] = (
+                    "RLOO update produced non-finite weights (check learning_rate and kl_coef)"
+                )
+            for s in range(S):
+                if updated[s]:
+                    stats[s]["updated"] = 1.0
+        return stats
+
+    def _update(self, done: Completions, advantages: Tensor, live: Tensor) -> Tensor:
+        """Backward of the RLOO loss of the live groups (gradients left in the params);
+        returns each run's loss [S]. Groups are sorted by length and cut into passes."""
+        S, G, n = advantages.shape
+        count = live.sum(-1)  # live groups per run
+        rows = (count * n).clamp(min=1).float()  # the loss is a mean over each run's live rows
+        group_len = done.lengths.amax(-1).masked_fill(~live, 0)  # [S, G]
+        # Per run: live groups first, longest first; slot j of every run goes in one pass.
+        order = torch.sort(group_len, dim=1, descending=True, stable=True).indices
+        L = int(count.max())
+        order, lens = order[:, :L], group_len.gather(1, order[:, :L])
+        total = torch.zeros(S)
+        start = 0
+        widths = lens.amax(0)  # slot j's width in a pass: the longest of the runs' j-th groups
+        while start < L:
+            width = int(widths[start])
+            end = min(L, start + max(1, self.max_pass_tokens // (max(1, n * width) * S)))
+            # A new pass (length bucket) where the groups get much shorter: less padding.
+            shorter = (widths[start + 1 : end] <= self.bucket_ratio * width).nonzero()
+            if len(shorter):
+                end = start + 1 + int(shorter[0])
+            take = order[:, start:end]
+            total = total + self._pass(done, advantages, live, take, width, rows)
+            start = end
+        return total
+
+    def _pass(self, done: Completions, advantages, live, take: Tensor, width: int, rows: Tensor):
+        ids, mask = done.prompt_ids, done.prompt_mask
+        tokens = take_groups(done.tokens[..., :width], take)  # [S, g, n, width]
+        lengths = take_groups(done.lengths, take)
+        token_mask = (torch.arange(width) < lengths[..., None]).float()
+        adv = take_groups(advantages, take) * take_groups(live, take)[..., None]
+        logp = self.model.completion_logprobs(take_groups(ids, take), take_groups(mask, take), tokens)
+        seq = (logp * token_mask).sum(-1)  # [S, g, n]
+        loss = -(adv * seq).flatten(1).sum(1) / rows
+        if self.reference is not None:
+            with torch.no_grad():  # the reference's one copy, broadcast over the stack
+                S = tokens.shape[0]
+                ref_model = StackedLlama(
+                    self.shape, {k: v.expand(S, *v.shape[1:]) for k, v in self.reference.items()}
+                )
+                ref = ref_model.completion_logprobs(take_groups(ids, take), take_groups(mask, take), tokens)
+            delta = (ref - logp) * token_mask
+            kl = ((torch.exp(delta) - delta - 1) * token_mask).sum(-1)
+            kl = (kl * take_groups(live, take)[..., None]).flatten(1).sum(1) / rows
+            loss = loss + self.rl.kl_coef * kl
+        loss.sum().backward()
+        return loss.detach()
+
+    # ---- measurements ----------------------------------------------------------------------
+    @torch.no_grad()
+    def exact_accuracy(self, problems: Sequence[Problem]) -> list[float]:
+        """Each stacked run's mean exact pass@1 (exp log p(answer + end token)) on ``problems``."""
+        return [float(v) for v in self.exact_pass_at_1(problems).mean(-1)]
+
+    @torch.no_grad()
+    def exact_pass_at_1(self, problems: Sequence[Problem]) -> Tensor:
+        """[S, len(problems)] exact pass@1 of every stacked run."""
+        S = len(self.runs)
+        ids, mask = self._encode([list(problems)] * S)
+        answers, answer_mask = self.student.encode_completions([p.answer for p in problems])
+        tokens = answers.cpu()[None, :, None, :].expand(S, -1, 1, -1)
+        logp = self.model.completion_logprobs(ids, mask, tokens)[:, :, 0]
+        return (logp * answer_mask.cpu()).sum(-1).exp()
+
+    def graded_accuracy(
+        self,
+        problems: Sequence[Problem],
+        samples: int,
+        max_new_tokens: int,
+        seeds: Sequence[int] | None,
+        grade: Callable,
+    ) -> tuple[list[float], list[int]]:
+        """Each run's mean grade of ``samples`` samples at temperature 1 (``seeds`` None: one
+        greedy answer), and the tokens each run sampled."""
+        gens = None if seeds is None else [torch.Generator().manual_seed(s) for s in seeds]
+        samples = 1 if seeds is None else samples
+        done = self.complete([list(problems)] * len(self.runs), samples, max_new_tokens, 1.0, gens)
+        expanded = [p for p in problems for _ in range(samples)]
+        scores = grade([t for texts in done.texts for t in texts], expanded * len(self.runs))
+        per = len(expanded)
+        return (
+            [sum(scores[s * per : (s + 1) * per]) / per for s in range(len(self.runs))],
+            [int(n) for n in done.lengths.flatten(1).sum(1)],
+        )
