@@ -320,6 +320,10 @@ def evaluate_curricula(
     to its current weights afterwards.
     """
     config = config or EvalConfig.for_env(env)
+    if getattr(env, "executor", None) == "lockstep":  # every (curriculum, seed) student side by side
+        from soar_env.fresh_students import evaluate_in_lockstep
+
+        return evaluate_in_lockstep(env, dict(curricula), seeds, config, progress)
     return {name: evaluate_curriculum(env, curriculum, seeds, config, name, progress)
             for name, curriculum in curricula.items()}
 
