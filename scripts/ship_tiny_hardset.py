@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python scripts/ship_tiny_hardset.py                     # SOAR-Tiny-v0
     OMP_NUM_THREADS=1 python scripts/ship_tiny_hardset.py SOAR-Tiny-v1        # its own model
+    OMP_NUM_THREADS=1 python scripts/ship_tiny_hardset.py SOAR-Tiny-v2        # its own model
 
 Each takes ~95-150 s on one CPU core.
 
@@ -24,7 +25,7 @@ def main() -> int:
     from soar_env import embedded, hardset
 
     env_id = sys.argv[1] if len(sys.argv) > 1 else "SOAR-Tiny-v0"
-    variant = "v1" if env_id == "SOAR-Tiny-v1" else "v0"
+    variant = {"SOAR-Tiny-v1": "v1", "SOAR-Tiny-v2": "v2"}.get(env_id, "v0")
     target = embedded.variant_model_path(variant)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["SOAR_ENV_CACHE"] = cache

@@ -22,6 +22,8 @@ paper's ordering (docs/results.md); v1 is the one that can test it. v0 stays as 
 register(id="SOAR-Tiny-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny"})
 # v1: the same machinery plus off-target chains (learnable, never in the hard set).
 register(id="SOAR-Tiny-v1", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny_v1"})
+# v2: keys the base student gets wrong and an equally learnable trap family (docs/embedded-domain.md).
+register(id="SOAR-Tiny-v2", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny_v2"})
 register(id="SOAR-MATH-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "paper"})
 # HARP differs from MATH in its evaluation: the paper trains fresh students in mixed mode.
 register(id="SOAR-HARP-v0", entry_point="soar_env.env:SoarEnv",

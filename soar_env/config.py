@@ -66,8 +66,9 @@ class SoarConfig:
     """Math domain: hard-set candidates, a MATH-format file (JSON, JSONL, parquet) or
     'champ' (offline CHAMP). Unused by the chain domain, which generates its candidates."""
     chain_variant: str = "v0"
-    """Chain domain: 'v0' (SOAR-Tiny-v0) or 'v1' (adds off-target chains; SOAR-Tiny-v1).
-    Picks the domain and, when student is None, the shipped model (``soar_env.embedded``)."""
+    """Chain domain: 'v0' (SOAR-Tiny-v0), 'v1' (adds off-target chains; SOAR-Tiny-v1) or
+    'v2' (keys and traps; SOAR-Tiny-v2). Picks the domain and, when student is None, the
+    shipped model (``soar_env.embedded``)."""
     dataset_size: int = 64
     """n: problems in one action (paper: 64)."""
     inner_runs: int = 1
@@ -214,4 +215,16 @@ def tiny_v1(**overrides) -> SoarConfig:
     return tiny(**{"chain_variant": "v1", "tau": TINY_V1_TAU, **overrides})
 
 
-PRESETS = {"tiny": tiny, "paper": paper, "tiny_v1": tiny_v1}
+TINY_V2_TAU = float("inf")
+"""SOAR-Tiny-v2's promotion threshold: none yet. Its rewards are on their own scale (the
+hard set's base pass@1 is about 1e-8 to 1e-11); the threshold is to be measured like
+``TINY_V1_TAU`` before teachers are trained on v2. Until then v2 never promotes."""
+
+
+def tiny_v2(**overrides) -> SoarConfig:
+    """SOAR-Tiny-v2: keys the base student gets wrong, an equally learnable trap family, and
+    the paper's curriculum-mode evaluation (docs/embedded-domain.md, docs/evaluation.md)."""
+    return tiny(**{"chain_variant": "v2", "tau": TINY_V2_TAU, "eval_mode": "curriculum", **overrides})
+
+
+PRESETS = {"tiny": tiny, "paper": paper, "tiny_v1": tiny_v1, "tiny_v2": tiny_v2}

@@ -10,14 +10,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from soar_env.domains.chain import HARD_LENGTHS, ChainDomain
+from soar_env.domains.chain import GOOD_LENGTHS, HARD_LENGTHS, ChainDomain
 from soar_env.problems import Problem
 
 TINY_CHAIN_PATH = Path(__file__).parent / "assets" / "tiny-chain"
 """Folder of the shipped tiny model (config.json, model.safetensors, tokenizer files)."""
 
-GOOD_LENGTHS = range(4, 7)
-"""Medium chains, all skills: the best stepping stones measured (docs/embedded-domain.md)."""
 NARROW_SKILLS = ("+",)
 """The narrow set drills one skill only: it sharpens ``+`` and leaves ``-`` and ``*``."""
 
@@ -56,25 +54,32 @@ def hard_candidates(n: int, seed: int) -> list[Problem]:
 TINY_CHAIN_V1_PATH = Path(__file__).parent / "assets" / "tiny-chain-v1"
 """Folder of the v1 model (``chain_pretrain --variant v1``): v0's recipe, larger alphabet."""
 
-CHAIN_VARIANTS = ("v0", "v1")
+TINY_CHAIN_V2_PATH = Path(__file__).parent / "assets" / "tiny-chain-v2"
+"""Folder of the v2 model (``chain_pretrain --variant v2``): keys, traps, v2's corpus."""
+
+CHAIN_VARIANTS = ("v0", "v1", "v2")
 """Values of ``SoarConfig.chain_variant``."""
 
 
 def variant_domain(variant: str = "v0") -> ChainDomain:
-    """The chain domain of a variant: v0's (``tiny_domain``) or v1's (off-target family)."""
+    """The chain domain of a variant: v0's (``tiny_domain``), v1's (off-target family) or
+    v2's (keys and traps, ``soar_env.domains.chain_v2``)."""
     from soar_env.domains.chain import v1_domain
+    from soar_env.domains.chain_v2 import v2_domain
 
     if variant not in CHAIN_VARIANTS:
         raise ValueError(f"chain_variant expects one of {CHAIN_VARIANTS}, actual {variant!r}")
     if variant == "v0":
         return tiny_domain()
+    if variant == "v2":
+        return replace(v2_domain(), default_student=str(TINY_CHAIN_V2_PATH))
     return replace(v1_domain(), default_student=str(TINY_CHAIN_V1_PATH))
 
 
 def variant_model_path(variant: str = "v0") -> Path:
     """The shipped model folder of a variant."""
     variant_domain(variant)  # validates the name
-    return TINY_CHAIN_PATH if variant == "v0" else TINY_CHAIN_V1_PATH
+    return {"v0": TINY_CHAIN_PATH, "v1": TINY_CHAIN_V1_PATH, "v2": TINY_CHAIN_V2_PATH}[variant]
 
 
 def off_target_stones(n: int, seed: int) -> list[Problem]:

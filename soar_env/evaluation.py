@@ -9,7 +9,8 @@ per problem, over several student seeds:
 Training stops at ``max_steps`` or, when ``early_stop`` is on, when the smoothed
 training-reward slope falls below ``stop_fraction`` (15%) of its maximum.
 
-Named variants (``variant_curriculum``): PQ (the promoted bank), Grounded-T / Intrinsic-T /
+``evaluate_curricula`` runs several curricula at once (every caller goes through it).
+Named variants: PQ (the promoted bank), Grounded-T / Intrinsic-T /
 Base-T (128 questions sampled from a teacher), Hard-Only; PS (the best promoted student,
 evaluated directly) is ``evaluate_student`` on its weights.
 """
@@ -302,6 +303,29 @@ def evaluate_curriculum(
     finally:
         env.lab.load(keep)
     return result
+
+
+def evaluate_curricula(
+    env: Any,
+    curricula: dict[str, list[Problem]],
+    seeds: Sequence[int],
+    config: EvalConfig | None = None,
+    progress: bool = False,
+) -> dict[str, EvalResult]:
+    """The protocol for several curricula at once: a fresh student per curriculum and seed.
+
+    Every caller that trains fresh students goes through here (the bench, ``soar-env eval``
+    and ``soar-env validate``), so that one trainer can run them together. Each result
+    equals ``evaluate_curriculum`` on that curriculum alone; the env's student is restored
+    to its current weights afterwards.
+    """
+    config = config or EvalConfig.for_env(env)
+    if getattr(env, "executor", None) == "lockstep":  # every (curriculum, seed) student side by side
+        from soar_env.fresh_students import evaluate_in_lockstep
+
+        return evaluate_in_lockstep(env, dict(curricula), seeds, config, progress)
+    return {name: evaluate_curriculum(env, curriculum, seeds, config, name, progress)
+            for name, curriculum in curricula.items()}
 
 
 def base_pass_at_k(env: Any, seeds: Sequence[int], config: EvalConfig | None = None) -> EvalResult:

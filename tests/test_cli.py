@@ -107,7 +107,7 @@ def test_one_command_lists_every_subcommand_once():
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: soar-env ")
     listed = re.findall(r"^    (\w+)", result.stdout, flags=re.MULTILINE)  # not wrapped help lines
-    assert listed == ["train", "eval", "bench", "stones", "hardset"], result.stdout
+    assert listed == ["train", "eval", "bench", "validate", "stones", "hardset"], result.stdout
 
 
 def test_soar_env_cli_alone_offers_only_its_commands():

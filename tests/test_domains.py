@@ -22,7 +22,7 @@ class DigitSumDomain:
     max_answer_tokens = 4
     default_student = str(TINY_CHAIN_PATH)
     exact_answers = True
-    generator = solver = profiler = None
+    generator = solver = profiler = validity = None
     text_error = staticmethod(ascii_error)
 
     def student_prompt(self, question):

@@ -48,6 +48,24 @@ def test_pass_at_k_known_values_and_errors():
         EvalConfig(samples=16)
 
 
+def test_leaderboard_puts_pass1_first_with_seeds_and_pairs_against_base_t():
+    from soar_agents.app.runs import leaderboard, paired_differences
+
+    results = {  # Base-T leads at pass@32, Grounded-T at pass@1: pass@1 is the headline
+        "Base-T": {"0": {"1": 0.10, "32": 0.9}, "1": {"1": 0.20, "32": 0.8}},
+        "Grounded-T": {"0": {"1": 0.30, "32": 0.5}, "1": {"1": 0.25, "32": 0.6}},
+        "Hard-Only": {"0": {"1": 0.0, "32": 0.0}},
+    }
+    rows = leaderboard(results)
+    assert [r["variant"] for r in rows] == ["Grounded-T", "Base-T", "Hard-Only"]
+    assert rows[0]["pass@1"]["per_seed"] == [0.30, 0.25] and rows[0]["seed_ids"] == [0, 1]
+    paired = paired_differences(results)
+    assert paired["Grounded-T"]["pass@1"]["per_seed"] == pytest.approx([0.20, 0.05])
+    assert paired["Grounded-T"]["pass@1"]["mean"] == pytest.approx(0.125)
+    assert paired["Hard-Only"]["seeds"] == [0] and "Base-T" not in paired
+    assert paired_differences({"Grounded-T": results["Grounded-T"]}) == {}
+
+
 def test_eval_summary_interval():
     result = EvalResult("x", [{1: 0.1}, {1: 0.2}, {1: 0.3}])
     s = result.summary()["pass@1"]

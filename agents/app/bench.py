@@ -27,7 +27,15 @@ from soar_env.rewards import INTRINSIC
 
 from .. import make_teacher
 from .report import format_interval
-from .runs import evaluate_run, leaderboard, mean_diversity, promoted_students, teacher_variant, train_run
+from .runs import (
+    evaluate_run,
+    leaderboard,
+    mean_diversity,
+    paired_differences,
+    promoted_students,
+    teacher_variant,
+    train_run,
+)
 
 LLM_SETTINGS = ("soar", "base", "prompted", *INTRINSIC)  # the teachers built on SoarTeacherConfig
 DIVERSITY = ("vendi", "self_bleu", "distinct_fraction", "length_entropy", "skill_entropy", "mean_length",
@@ -66,8 +74,10 @@ def run_bench(
                                 teacher_settings=settings)
             compute.setdefault(teacher, []).append(_run_compute(history))
             own = teacher_variant(teacher)
-            variants = [own, "PQ", "PS"] + (["Hard-Only", "base"] if i == 0 else [])
-            evaluated = evaluate_run(run, [seed], variants=_available(run, variants), eval_steps=eval_steps)
+            variants = [own, "PQ", "PQ@128", "PS"] + (["Hard-Only", "base"] if i == 0 else [])
+            bank = int(compute[teacher][-1]["bank_size"])
+            evaluated = evaluate_run(run, [seed], variants=_available(run, variants, bank),
+                                     eval_steps=eval_steps)
             # As recorded when each evaluation ran (0 for results of versions before 0.3).
             compute[teacher][-1]["eval_seconds"] = sum(
                 per_seed.get(str(seed), 0.0) for per_seed in evaluated.get("seconds", {}).values())
@@ -92,6 +102,7 @@ def run_bench(
         "compute": {t: {k: sum(c.get(k, 0.0) for c in cs) / len(cs) for k in cs[0]}
                     for t, cs in compute.items()},
         "leaderboard": rows,
+        "paired_vs_base_t": paired_differences(results),
         "diversity": {v: mean_diversity(d, DIVERSITY) for v, d in diversity.items()},
     }
     write_atomic(out / "leaderboard.json", json.dumps(summary, indent=1))
@@ -108,13 +119,16 @@ def _run_compute(history: list[dict[str, Any]]) -> dict[str, float]:
         "rounds": float(len(history)),
         "sampled_tokens": float(history[-1].get("env/sampled_tokens", 0.0)) if history else 0.0,
         "train_seconds": float(sum(row.get("time/round_seconds", 0.0) for row in history)),
+        "bank_size": float(history[-1].get("env/bank_size", 0.0)) if history else 0.0,
     }
 
 
-def _available(run: Path, variants: list[str]) -> list[str]:
-    """Drop PQ and PS when the run promoted nothing."""
+def _available(run: Path, variants: list[str], bank: int) -> list[str]:
+    """Drop PQ and PS when the run promoted nothing, PQ@128 when the bank is no larger than
+    128 questions (it is then PQ itself)."""
     promoted = bool(promoted_students(run))
-    return [v for v in variants if v not in ("PQ", "PS") or promoted]
+    return [v for v in variants if (v not in ("PQ", "PS", "PQ@128") or promoted)
+            and (v != "PQ@128" or bank > 128)]
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -132,6 +146,19 @@ def markdown(summary: dict[str, Any]) -> str:
     for row in rows:
         cells = " | ".join(format_interval(row[k]) for k in ks)
         lines.append(f"| {row['variant']} | {row['seeds']} | {cells} |")
+    lines += ["", "Per seed, pass@1 (seeds " + ", ".join(map(str, summary["seeds"])) + "):", ""]
+    lines += [f"- {row['variant']}: " + " ".join(f"{v:.3g}" for v in row["pass@1"]["per_seed"])
+              for row in rows if "per_seed" in row.get("pass@1", {})]
+    paired = summary.get("paired_vs_base_t") or {}
+    if paired:
+        lines += ["", "Paired differences against Base-T on the same seeds (mean ± 95% interval; per seed):",
+                  "", "| variant | seeds | pass@1 - Base-T | per seed | pass@32 - Base-T |",
+                  "|---|---:|---:|---|---:|"]
+        for variant, d in paired.items():
+            per = " ".join(f"{v:+.3g}" for v in d["pass@1"]["per_seed"])
+            top = format_interval(d["pass@32"]) if "pass@32" in d else ""
+            cells = f"{format_interval(d['pass@1'])} | {per} | {top}"
+            lines.append(f"| {variant} | {len(d['seeds'])} | {cells} |")
     if summary["diversity"]:
         keys = [k for k in DIVERSITY if any(k in d for d in summary["diversity"].values())]
         lines += [
@@ -148,12 +175,13 @@ def markdown(summary: dict[str, Any]) -> str:
             "",
             "Equal-compute view: what each teacher's training cost (mean per seed):",
             "",
-            "| teacher | rounds | sampled tokens | train s | eval s |",
-            "|---|---:|---:|---:|---:|",
+                "| teacher | rounds | sampled tokens | train s | eval s | promoted bank (questions) |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for teacher, c in summary["compute"].items():
             lines.append(f"| {teacher} | {c['rounds']:.0f} | {c['sampled_tokens']:.3g} | "
-                         f"{c['train_seconds']:.0f} | {c.get('eval_seconds', 0.0):.0f} |")
+                         f"{c['train_seconds']:.0f} | {c.get('eval_seconds', 0.0):.0f} | "
+                         f"{c.get('bank_size', 0.0):.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,4 @@
-"""The ``soar-env`` command: train, eval and bench teachers; stones and hardset from soar_env.
+"""The ``soar-env`` command: train, eval, bench and validate; stones and hardset from soar_env.
 
 The one parser of the command (also ``python -m soar_agents``). It lives in ``soar_agents``
 because training needs the teachers and ``soar_env`` never imports them; ``stones`` and
@@ -8,6 +8,7 @@ because training needs the teachers and ``soar_env`` never imports them; ``stone
     soar-env train --resume --out runs/train
     soar-env eval runs/train --seeds 0 1 2
     soar-env bench --teachers soar learnability --seeds 5
+    soar-env validate --env SOAR-Tiny-v2 --seeds 3
 """
 
 from __future__ import annotations
@@ -265,6 +266,21 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from .validate import ValidityOptions, run_validity
+
+    if args.settings[1]:
+        raise UsageError("validate trains no teacher: teacher.* settings do not apply")
+    options = ValidityOptions(seeds=list(range(args.seeds)), questions=args.questions, pool=args.pool,
+                              eval_steps=args.eval_steps, datasets=args.datasets,
+                              noise_rounds=args.noise_rounds, settings=args.settings[0])
+    summary = run_validity(args.env, options, args.out)
+    stem = Path(args.out) / args.env
+    print(f"wrote {stem}.json, {stem}.md and {stem}.png")
+    failed = [n for n, c in summary["criteria"].items() if c["pass"] is False]
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = _Parser(prog="soar-env", description=__doc__.splitlines()[0], formatter_class=fmt)
@@ -327,6 +343,24 @@ def build_parser() -> argparse.ArgumentParser:
                             "the LLM teachers (soar, base, intrinsic)")
     bench.add_argument("--eval-steps", type=_positive("--eval-steps"), default=None, help=steps_help)
     bench.set_defaults(func=_bench)
+    val = sub.add_parser("validate", help="does an env tell curricula apart? fresh students on reference "
+                         "curricula, criteria P1-P7 (docs/domains.md); exit 1 when one fails",
+                         formatter_class=fmt)
+    val.add_argument("--env", default=DEFAULT_ENV, help="registered env id")
+    val.add_argument("--seeds", type=_positive("--seeds"), default=3, help="student seeds 0..N-1")
+    val.add_argument("--out", default="docs/results/validity", help="folder of ENV.json, ENV.md, ENV.png")
+    val.add_argument("--questions", type=_positive("--questions"), default=128,
+                     help="problems in every reference curriculum")
+    val.add_argument("--pool", type=_positive("--pool"), default=1024,
+                     help="untrained-teacher questions per seed (learnability-top picks from them)")
+    val.add_argument("--eval-steps", type=_positive("--eval-steps"), default=None, help=steps_help)
+    val.add_argument("--datasets", type=_positive("--datasets"), default=48,
+                     help="P6: datasets stepped through the env")
+    val.add_argument("--noise-rounds", type=_positive("--noise-rounds"), default=8,
+                     help="P7: rounds of two oracle and two Base-T steps")
+    val.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                     help="env settings KEY=VALUE as for train (e.g. smaller sizes for a quick check)")
+    val.set_defaults(func=_validate)
     env_cli.add_commands(sub)
     return parser
 
@@ -340,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if handles else None
     try:
         # Every setting is checked before anything heavy is imported or written.
-        if args.command in ("train", "bench"):
+        if args.command in ("train", "bench", "validate"):
             teacher = getattr(args, "teacher", "soar")
             args.settings = parse_settings(args.env, teacher, args.set)
         return args.func(args)

@@ -25,7 +25,7 @@ from soar_env.evaluation import (
     EvalConfig,
     EvalResult,
     base_pass_at_k,
-    evaluate_curriculum,
+    evaluate_curricula,
     evaluate_student,
     interval,
 )
@@ -135,7 +135,8 @@ def evaluate_run(
 
     Variants: the teacher's own (``Grounded-T``, ``Intrinsic-T``, ``Base-T`` or
     ``NAME-T``: 128 questions sampled from the trained teacher), ``PQ`` (promoted bank,
-    when not empty), ``PS`` (best promoted student on D_train, evaluated directly),
+    when not empty), ``PQ@128`` (its last 128 questions, when it has more: PQ at a
+    teacher sample's size), ``PS`` (best promoted student on D_train, evaluated directly),
     ``Hard-Only`` and ``base``.
     """
     run = Path(run)
@@ -168,39 +169,60 @@ def _evaluate_run(run: Path, seeds: list[int], variants: list[str] | None, confi
     own = teacher_variant(spec["teacher"])
     promoted = promoted_students(run)
     if variants is None:
-        variants = [own] + (["PQ"] if len(env.promoted_bank) else []) + (["PS"] if promoted else [])
+        bank = len(env.promoted_bank)
+        variants = [own] + (["PQ"] if bank else []) + (["PQ@128"] if bank > config.teacher_questions else [])
+        variants += ["PS"] if promoted else []
         variants += ["Hard-Only", "base"]
     questions = None
+    curricula: dict[str, list] = {}
+    todos: dict[str, list[int]] = {}
     for variant in variants:
         done = results["results"].setdefault(variant, {})
         todo = [s for s in seeds if str(s) not in done]
         if not todo:
             continue
-        started = time.perf_counter()
         if variant == own:
             if questions is None:
                 questions = sample_questions(agent, env, config.teacher_questions)
                 results["diversity"][variant] = proposal_stats(env.domain, questions)
-            result = evaluate_curriculum(env, questions, todo, config, variant, progress)
+            curricula[variant] = questions
         elif variant == "PQ":
-            result = evaluate_curriculum(env, env.promoted_bank.problems, todo, config, variant, progress)
+            curricula[variant] = env.promoted_bank.problems
+        elif variant == "PQ@128":  # the last promoted questions, as many as a teacher's sample
+            curricula[variant] = env.promoted_bank.problems[-config.teacher_questions:]
         elif variant == "Hard-Only":
-            result = evaluate_curriculum(env, [], todo, config, variant, progress)
-        elif variant == "base":
-            result = base_pass_at_k(env, todo, config)
-        elif variant == "PS":
-            result = best_promoted_student(env, promoted, todo, config)
+            curricula[variant] = []
+        elif variant in ("base", "PS"):
+            started = time.perf_counter()
+            result = (base_pass_at_k(env, todo, config) if variant == "base"
+                      else best_promoted_student(env, promoted, todo, config))
+            _record(results, variant, todo, result, (time.perf_counter() - started) / len(todo))
+            write_json(path, results)
+            continue
         else:
             raise ValueError(
-                f"Expects a variant in {[own, 'PQ', 'PS', 'Hard-Only', 'base']}, actual {variant!r}"
+                f"Expects a variant in {[own, 'PQ', 'PQ@128', 'PS', 'Hard-Only', 'base']}, actual {variant!r}"
             )
-        seconds = (time.perf_counter() - started) / len(todo)
-        for seed, scores in zip(todo, result.per_seed):
-            done[str(seed)] = {str(k): v for k, v in scores.items()}
-            # Wall seconds per (variant, seed), so a resumed bench still reports what it cost.
-            results.setdefault("seconds", {}).setdefault(variant, {})[str(seed)] = seconds
+        todos[variant] = todo
+    # Fresh students train together where their seeds agree (evaluate_curricula).
+    for todo in sorted({tuple(t) for t in todos.values()}):
+        group = {v: curricula[v] for v, t in todos.items() if tuple(t) == todo}
+        started = time.perf_counter()
+        evaluated = evaluate_curricula(env, group, list(todo), config, progress)
+        seconds = (time.perf_counter() - started) / (len(todo) * len(group))
+        for variant, result in evaluated.items():
+            _record(results, variant, list(todo), result, seconds)
         write_json(path, results)
     return results
+
+
+def _record(results: dict[str, Any], variant: str, seeds: list[int], result: EvalResult,
+            seconds: float) -> None:
+    done = results["results"][variant]
+    for seed, scores in zip(seeds, result.per_seed):
+        done[str(seed)] = {str(k): v for k, v in scores.items()}
+        # Wall seconds per (variant, seed), so a resumed bench still reports what it cost.
+        results.setdefault("seconds", {}).setdefault(variant, {})[str(seed)] = seconds
 
 
 def promoted_students(run: str | Path) -> list[Path]:
@@ -259,19 +281,38 @@ def promoted_weights(student: Any, path: Path) -> dict[str, Any]:
 
 
 def leaderboard(results: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
-    """Rows of mean, sd and 95% interval of pass@k per variant over seeds, best pass@32 first."""
+    """Rows of mean, sd, 95% interval and per-seed values of pass@k per variant, best pass@1
+    first (the headline: docs/evaluation.md, the protocol for teacher benchmarks)."""
     rows = []
     for variant, per_seed in results.items():
         if not per_seed:
             continue
         seeds = sorted(per_seed, key=int)
-        row: dict[str, Any] = {"variant": variant, "seeds": len(seeds)}
+        row: dict[str, Any] = {"variant": variant, "seeds": len(seeds), "seed_ids": [int(s) for s in seeds]}
         for k in next(iter(per_seed.values())):
-            row[f"pass@{k}"] = interval([per_seed[s][k] for s in seeds])
+            values = [per_seed[s][k] for s in seeds]
+            row[f"pass@{k}"] = {**interval(values), "per_seed": values}
         rows.append(row)
-    top = max((int(k.split("@")[1]) for k in rows[0] if k.startswith("pass@")), default=1) if rows else 1
-    rows.sort(key=lambda r: -r[f"pass@{top}"]["mean"])
+    rows.sort(key=lambda r: -r["pass@1"]["mean"] if "pass@1" in r else 0.0)
     return rows
+
+
+def paired_differences(results: dict[str, dict[str, dict[str, float]]],
+                       against: str = "Base-T") -> dict[str, dict[str, Any]]:
+    """Per variant, pass@k minus ``against``'s on the same seeds: per seed, mean and 95% interval."""
+    if against not in results:
+        return {}
+    reference = results[against]
+    out = {}
+    for variant, per_seed in results.items():
+        seeds = sorted(set(per_seed) & set(reference), key=int)
+        if variant == against or not seeds:
+            continue
+        out[variant] = {"seeds": [int(s) for s in seeds]}
+        for k in per_seed[seeds[0]]:
+            diffs = [per_seed[s][k] - reference[s][k] for s in seeds]
+            out[variant][f"pass@{k}"] = {**interval(diffs), "per_seed": diffs}
+    return out
 
 
 def mean_diversity(diversity: list[dict[str, float]], keys: tuple[str, ...]) -> dict[str, float]:

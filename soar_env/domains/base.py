@@ -10,7 +10,9 @@ instead of probing for methods:
   bandit and SB3 teachers, the parametric wrapper);
 - ``solver`` (``Solver``): the correct answer of any question (``answers='solver'``, the
   ``answers_correct`` diagnostic);
-- ``profiler`` (``Profiler``): per-batch structure statistics for diagnostics.
+- ``profiler`` (``Profiler``): per-batch structure statistics for diagnostics;
+- ``validity`` (``ValidityReferences``): reference curricula and question labels for
+  ``soar-env validate`` (docs/domains.md), each piece itself optional.
 
 A new domain needs no edit to the env: pass an object, ``gym.make(id, domain=MyDomain())``,
 or register a factory, ``register_domain("mine", lambda config: MyDomain())`` and
@@ -20,6 +22,7 @@ or register a factory, ``register_domain("mine", lambda config: MyDomain())`` an
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from soar_env.problems import Problem
@@ -54,6 +57,32 @@ class Profiler(Protocol):
     def diversity_text(self, question: str) -> str: ...
 
 
+LABELS = ("useful", "trap", "other")
+"""What ``ValidityReferences.label`` may call a question."""
+
+
+@dataclass(frozen=True)
+class ValidityReferences:
+    """What ``soar-env validate`` can know of a domain beyond its problems.
+
+    Every piece is optional (None when the domain has none); the validity criteria that
+    need a missing piece are reported as not applicable.
+
+    Attributes:
+        oracle: ``(count, seed) -> problems``: the domain's declared best curriculum.
+        partial_oracle: ``(fraction, count, seed) -> problems``: the oracle restricted to
+            that fraction of the compositions the hard set needs (1.0: the oracle itself).
+        off_target: ``(count, seed) -> problems``: learnable problems the hard set never uses.
+        label: ``question -> "useful" | "trap" | "other"``: a useful stepping stone, a
+            learnable question that does not transfer, or neither.
+    """
+
+    oracle: Callable[[int, int], list[Problem]] | None = None
+    partial_oracle: Callable[[float, int, int], list[Problem]] | None = None
+    off_target: Callable[[int, int], list[Problem]] | None = None
+    label: Callable[[str], str] | None = None
+
+
 class Domain(Protocol):
     """A problem domain (see the module docstring).
 
@@ -74,7 +103,7 @@ class Domain(Protocol):
             stops a prompt group once none of its samples can still be right (nothing it
             would have written could change a reward or an update; a reward paid to a
             stopped group raises).
-        generator, solver, profiler: optional capabilities, or None.
+        generator, solver, profiler, validity: optional capabilities, or None.
     """
 
     name: str
@@ -87,6 +116,7 @@ class Domain(Protocol):
     generator: Generator | None
     solver: Solver | None
     profiler: Profiler | None
+    validity: ValidityReferences | None
 
     def student_prompt(self, question: str) -> str:
         """The student's prompt for a question (before any chat template)."""

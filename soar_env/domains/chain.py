@@ -30,6 +30,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from soar_env.domains.base import ValidityReferences
 from soar_env.grading import exact_match, exact_match_scores
 from soar_env.problems import Problem, ascii_error
 
@@ -37,6 +38,8 @@ SKILLS: tuple[str, ...] = ("+", "-", "*")
 HARD_LENGTHS = range(18, 21)
 """Chain lengths of hard-set candidates: inside the pretrained lengths, base pass@1 ~1e-6."""
 ARGUMENTS: dict[str, tuple[int, ...]] = {"+": (1, 2, 3), "-": (1, 2, 3), "*": (2, 3, 7)}
+GOOD_LENGTHS = range(4, 7)
+"""Medium chains, all skills: the best stepping stones measured on v0 and v1 (their oracle)."""
 EMPTY_SLOT = ".."
 TEACHER_PROMPT = "Q:"
 # Everything the tokenizer knows besides its two special tokens.
@@ -156,6 +159,32 @@ class ChainDomain:
         return self
 
     @property
+    def validity(self) -> ValidityReferences:
+        """``soar-env validate``'s references. v0 and v1: the oracle is medium on-target chains
+        (the measured best stepping stones, the curriculum teacher's). v1 adds its off-target
+        region (medium off-target chains) and labels by family: every on-target chain drills
+        the hard set's skills ("useful"), every off-target chain is a "trap"."""
+        def oracle(count: int, seed: int) -> list[Problem]:
+            return self.problems(count, GOOD_LENGTHS, seed=seed)
+
+        if not self.off_target:
+            return ValidityReferences(oracle=oracle)
+
+        def off_target(count: int, seed: int) -> list[Problem]:
+            return self.problems(count, GOOD_LENGTHS, seed=seed, skills=self.off_target)
+
+        return ValidityReferences(oracle=oracle, off_target=off_target, label=self.family_label)
+
+    def family_label(self, question: str) -> str:
+        """v1: "trap" for a chain with an off-target op, "useful" for an on-target chain,
+        "other" for text that is not a chain."""
+        try:
+            chain = self.parse_question(question)
+        except ValueError:
+            return "other"
+        return "trap" if any(op in self.off_target for op, _ in chain.steps) else "useful"
+
+    @property
     def skills(self) -> tuple[str, ...]:
         """On-target operations (the hard set's); the off-target family is ``off_target``."""
         return SKILLS
@@ -219,8 +248,19 @@ class ChainDomain:
             raise ValueError("Expects at least one operation, actual none")
         return Chain(int(question[0]), tuple(steps))
 
+    def apply(self, state: int, op: str, arg: int) -> int:
+        """One step of this domain's chains (v2 replaces the key and trap operations)."""
+        return apply_op(state, op, arg)
+
+    def states(self, chain: Chain) -> list[int]:
+        states, state = [], chain.start
+        for op, arg in chain.steps:
+            state = self.apply(state, op, arg)
+            states.append(state)
+        return states
+
     def answer(self, chain: Chain) -> str:
-        return ",".join(str(s) for s in chain.states())
+        return ",".join(str(s) for s in self.states(chain))
 
     def solve(self, question: str) -> str:
         """The correct answer (whole trace) of a question."""
@@ -316,8 +356,9 @@ class ChainDomain:
 
     # ---- problem sources ----------------------------------------------------------
     def random_chain(
-        self, rng: random.Random, length: int, skills: Sequence[str] = SKILLS
+        self, rng: random.Random, length: int, skills: Sequence[str] | None = None
     ) -> Chain:
+        skills = self.skills if skills is None else skills
         steps = []
         for _ in range(length):
             op = rng.choice(tuple(skills))
@@ -329,9 +370,10 @@ class ChainDomain:
         n: int,
         lengths: Sequence[int],
         seed: int,
-        skills: Sequence[str] = SKILLS,
+        skills: Sequence[str] | None = None,
     ) -> list[Problem]:
-        """n random problems, lengths drawn uniformly from ``lengths``; correct answers."""
+        """n random problems, lengths drawn uniformly from ``lengths`` (operations from
+        ``skills``, default the hard set's: ``self.skills``); correct answers."""
         rng = random.Random(seed)
         out = []
         for _ in range(n):

@@ -8,6 +8,10 @@ and SOAR-Tiny-v1's (the same recipe on the domain with an off-target family) by:
 
     python -m soar_env.domains.chain_pretrain --variant v1 --out soar_env/assets/tiny-chain-v1
 
+and SOAR-Tiny-v2's (keys and traps; docs/embedded-domain.md) by::
+
+    python -m soar_env.domains.chain_pretrain --variant v2 --steps 4000 --out soar_env/assets/tiny-chain-v2
+
 Deterministic for a seed on CPU. The model is a plain ``LlamaForCausalLM`` (RoPE, tied
 embeddings) with a character-level ``PreTrainedTokenizerFast``, so both load with the
 usual ``from_pretrained`` calls from a local folder.
@@ -23,9 +27,10 @@ import time
 from pathlib import Path
 
 from soar_env.domains.chain import ALPHABET, ChainDomain, v1_domain
+from soar_env.domains.chain_v2 import v2_domain
 
 PAD, EOS = "<pad>", "<eos>"
-VARIANTS = {"v0": ChainDomain, "v1": v1_domain}
+VARIANTS = {"v0": ChainDomain, "v1": v1_domain, "v2": v2_domain}
 """Domain of each shipped model variant."""
 
 
@@ -145,7 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--variant", choices=tuple(VARIANTS), default="v0",
-                        help="domain variant: v0 (SOAR-Tiny-v0) or v1 (with off-target chains)")
+                        help="domain variant: v0 (SOAR-Tiny-v0), v1 (with off-target chains) or v2 "
+                             "(keys and traps)")
     args = parser.parse_args(argv)
     summary = pretrain(args.out, args.steps, args.batch_size, args.lr, args.seed,
                        args.hidden, args.layers, domain=VARIANTS[args.variant]())

@@ -167,7 +167,7 @@ class MathDomain:
     max_answer_tokens = None
     default_student = None
     exact_answers = False
-    generator = solver = profiler = None
+    generator = solver = profiler = validity = None
     # Action texts: any printable Unicode (×, π, ≤, Greek...); no control or invisible format
     # characters (bidi controls, zero-width joiners...) but \n, \t.
     text_error = staticmethod(unicode_error)

@@ -123,7 +123,7 @@ class ReasoningGymDomain:
     max_answer_tokens = None  # the RL config's max_new_tokens
     default_student = None
     exact_answers = False
-    generator = solver = profiler = None
+    generator = solver = profiler = validity = None
     text_error = staticmethod(unicode_error)
 
     def __init__(self, task: str, size: int = 1000, seed: int = 0, **task_config: Any):
