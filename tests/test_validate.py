@@ -89,7 +89,11 @@ def test_evaluate_curricula_is_evaluate_curriculum_per_curriculum():
     together = evaluate_curricula(env, curricula, [0, 1], config)
     for name, curriculum in curricula.items():
         alone = evaluate_curriculum(env, curriculum, [0, 1], config, name)
-        assert together[name].per_seed == alone.per_seed and together[name].name == name
+        assert together[name].name == name
+        # The lockstep executor stacks runs: a run's float sums depend on its stack's shapes,
+        # so the curricula trained together agree with each alone within rounding.
+        for got, expected in zip(together[name].per_seed, alone.per_seed):
+            assert got == pytest.approx(expected, rel=1e-4)
 
 
 @dataclass(frozen=True)
