@@ -182,3 +182,18 @@ def test_the_trainer_updates_in_passes_under_the_budget(tmp_path):
     stats = RLOOTrainer(student, reward, lambda q: q, rl, seed=0).step(problems)
     assert stats["updated"] == 1.0 and len(passes) > 1
     assert max(passes) <= 600
+
+
+def test_under_bf16_mixed_the_samplers_cached_keys_are_fp32_and_values_bf16(tmp_path):
+    """Rotary embeddings multiply the bf16 keys by fp32 cos/sin (not an autocast op), so the
+    HF sampler's cache holds 4 + 2 bytes per key-value element: benchmarks/memory_plan.py
+    counts 1.5x a bf16 cache."""
+    from soar_env.student.scratch import build_char_llama
+
+    path = build_char_llama(tmp_path / "m", 64, 2, heads=4, kv_heads=2, chat_template="{{ messages }}")
+    student = HFStudent.from_pretrained(path, device="cpu", precision="bf16-mixed")
+    ids, _ = student.encode_prompts(["What is 1 + 1?"])
+    with student.autocast():
+        out = student.model(input_ids=ids, use_cache=True)
+    layer = (getattr(out, "cache", None) or out.past_key_values).layers[0]
+    assert (layer.keys.dtype, layer.values.dtype) == (torch.float32, torch.bfloat16)

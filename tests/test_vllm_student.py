@@ -298,8 +298,7 @@ def test_the_baseline_stays_in_cpu_memory_on_a_gpu_actor(student):
 @pytest.mark.skipif(not (HAS_VLLM and torch.cuda.is_available()), reason="needs vLLM and a CUDA GPU")
 @pytest.mark.parametrize("sleep", [False, True])
 def test_vllm_sampling_is_seeded_and_follows_the_live_weights(domain, sleep):
-    vs = load_student(TINY_CHAIN_PATH, "vllm", device="cuda", gpu_memory_utilization=0.2, sleep=sleep,
-                      max_model_len=256)
+    vs = load_student(TINY_CHAIN_PATH, "vllm", device="cuda", gpu_memory_utilization=0.2, sleep=sleep)
     prompts = [domain.student_prompt(p.question) for p in embedded.good_stones(4, seed=0)]
     a = vs.sample(prompts, 8, 44, 1.0, torch.Generator(device="cuda").manual_seed(1))
     b = vs.sample(prompts, 8, 44, 1.0, torch.Generator(device="cuda").manual_seed(1))
@@ -323,16 +322,21 @@ def test_a_math_round_on_ray_actors_sampling_with_vllm(tmp_path):
     import math
 
     import ray
-    from conftest import build_chat_llama
+    from conftest import CHAT_TEMPLATE
 
     from soar_env.domains.math import load_problems
     from soar_env.rl import RLOOConfig
+    from soar_env.student.scratch import build_char_llama
+
+    # Head size 64: vLLM's attention kernels take it (the CPU tests' 8 may not be).
+    student = build_char_llama(tmp_path / "llama", 256, 2, heads=4, kv_heads=1, chat_template=CHAT_TEMPLATE,
+                               intermediate_size=512, max_positions=2048)
 
     data = tmp_path / "math.jsonl"
     rows = [{"problem": f"What is ${a} + {a}$?", "solution": f"$\\boxed{{{2 * a}}}$"} for a in range(12)]
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
 
-    env = gym.make("SOAR-MATH-v0", student=str(build_chat_llama(tmp_path / "llama")), dataset=str(data),
+    env = gym.make("SOAR-MATH-v0", student=str(student), dataset=str(data),
                    student_backend="vllm", executor="ray", num_workers=1, hard_candidates=8, hard_k=2,
                    reward_questions=2, dataset_size=2, group_size=1, inner_runs=1, inner_steps=1, rounds=1,
                    rl=RLOOConfig(questions_per_step=2, samples_per_question=4, max_new_tokens=16),

@@ -5,7 +5,8 @@ pass@1, snapshots, restores: all inherited from ``HFStudent``). A ``vllm.LLM`` i
 process holds a second copy of the weights and does the sampling, which is most of a
 large student's time. Before each sampling call the HF weights are pushed into the engine
 in place when they changed since the last push, the way TRL's colocate mode does it
-(``load_weights`` on the engine's model, then ``reset_prefix_cache``): vLLM never samples
+(``load_weights`` on the engine's model, reached by ``LLM.apply_model``, then
+``reset_prefix_cache``): vLLM never samples
 from stale weights, and no caller has to remember to sync. A change is seen from the
 parameters' in-place version counters, which every optimizer step and every ``restore``
 bump, so an unchanged model is never copied twice.
