@@ -295,6 +295,20 @@ def test_the_baseline_stays_in_cpu_memory_on_a_gpu_actor(student):
     assert actor_gpus(["4", "6"], 1) == ["4"] and actor_gpus(["0", "1"], None) == ["0", "1"]
 
 
+@pytest.mark.skipif(torch.cuda.device_count() > 1, reason="this machine has a cuda:1")
+def test_the_gpu_smoke_test_refuses_a_device_it_cannot_use(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_smoke.py"
+    for device in ("cuda:1", "tpu"):
+        done = subprocess.run([sys.executable, str(script), "--device", device, "--work", str(tmp_path)],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1 and f"--device {device}:" in done.stderr, done.stderr[-500:]
+        assert not (tmp_path / "student").exists()  # refused before any work
+
+
 @pytest.mark.skipif(not (HAS_VLLM and torch.cuda.is_available()), reason="needs vLLM and a CUDA GPU")
 @pytest.mark.parametrize("sleep", [False, True])
 def test_vllm_sampling_is_seeded_and_follows_the_live_weights(domain, sleep):
