@@ -19,6 +19,7 @@ from soar_env.promotion import PromotedBank, PromotionRule
 from soar_env.rewards import INTRINSIC, intrinsic_reward
 from soar_env.student import BACKENDS, load_student
 from soar_env.student.hf import HFStudent
+from soar_env.student.vllm_student import configure_engine
 
 STATS = ("round_fraction", "round_position", "baseline_accuracy", "last_reward",
          "moving_average", "promotions", "bank_fraction", "inner_steps_fraction")
@@ -98,9 +99,12 @@ class SoarEnv(gym.Env):
     the tokens of one forward pass (sampling in prompt chunks, updates in micro-batches:
     for large students); ``precision`` is 'fp32' (CPU default), 'bf16-mixed' (CUDA
     default: fp32 master weights, bf16 compute) or 'bf16'; ``student_backend`` is 'hf'
-    (default) or 'vllm' (sampling on a colocated vLLM engine, GPU only: docs/scale.md);
-    ``executor`` is 'auto' (default: 'lockstep' for small CPU Llama students, else 'serial'),
-    'serial', 'lockstep', 'process' or 'ray' (``soar_env.executors``).
+    (default) or 'vllm' (sampling on a colocated vLLM engine, GPU only: docs/scale.md), with
+    ``vllm_options={...}`` over defaults derived from the config (``env.vllm_options``);
+    ``device`` places the env's own student (default: CUDA when available; the CPU for the
+    tiny ids and under ``executor='ray'``, whose actors train); ``executor`` is 'auto'
+    (default: 'lockstep' for small CPU Llama students, else 'serial'), 'serial', 'lockstep',
+    'process' or 'ray' (``soar_env.executors``).
 
     ## Version History
     * v0: initial version (SOAR-Tiny-v0, SOAR-MATH-v0, SOAR-HARP-v0, SOAR-CHAMP-v0).
@@ -124,7 +128,8 @@ class SoarEnv(gym.Env):
                  timing_in_info: bool = False, progress: bool = False, domain: Any = None,
                  max_batch_tokens: int | None = None, precision: str | None = None,
                  executor: str = "auto", num_workers: int | None = None,
-                 student_backend: str = "hf", **overrides: Any):
+                 student_backend: str = "hf", device: str | None = None,
+                 vllm_options: dict[str, Any] | None = None, **overrides: Any):
         from soar_env.domains.base import make_domain
         if config is None:
             if preset not in PRESETS:
@@ -150,23 +155,35 @@ class SoarEnv(gym.Env):
             raise ValueError(f"The {self.domain.name} domain expects student= (a local model "
                              "folder or hub id); none was given")
         # Small-model domains run on CPU (they are faster there than on a GPU's launch overheads).
-        device = "cpu" if self.domain.preset == "tiny" else None
+        # With Ray actors doing the inner runs, this student only measures: it stays on the
+        # CPU unless given a device, so no GPU holds two students (docs/scale.md).
+        tiny = self.domain.preset == "tiny"
+        device = device or ("cpu" if tiny or executor == "ray" else None)
         # The lab owns the weights: student, KL reference, base and baseline snapshots.
         # Memory knobs of the machine, not of the algorithm (HFStudent): a token budget per
         # forward pass, and the precision ('bf16-mixed' on CUDA by default).
         if student_backend not in BACKENDS:
             raise ValueError(f"student_backend expects one of {BACKENDS}, actual {student_backend!r}")
-        if student_backend == "vllm" and device == "cpu":
+        if student_backend == "vllm" and tiny:
             raise ValueError(f"student_backend='vllm' samples on a GPU; the {self.domain.name} domain's "
                              "small student runs on the CPU: use student_backend='hf'")
-        model = load_student(student, student_backend, device=device, precision=precision,
+        if vllm_options and student_backend != "vllm":
+            raise ValueError(f"vllm_options= is for student_backend='vllm', actual {student_backend!r}")
+        here = "hf" if executor == "ray" and device == "cpu" else student_backend  # the actors sample
+        model = load_student(student, here, device=device, precision=precision,
                              max_batch_tokens=max_batch_tokens)
-        self.lab = StudentLab(model, self.domain, kl_reference=self.config.rl.kl_coef > 0)
+        kl = self.config.rl.kl_coef > 0  # a KL reference is for training: none here when actors train
+        self.lab = StudentLab(model, self.domain, kl_reference=kl and executor != "ray")
+        # The engine's options (this env's engine and each Ray actor's): config defaults, then given.
+        self.vllm_options = None if student_backend != "vllm" else configure_engine(
+            model, self.lab.student_prompt, self.domain.max_text,
+            max(self.config.rl.max_new_tokens, self.domain.max_answer_tokens or 0), vllm_options)
         # Where inner runs run (soar_env.executors): here, one by one or stacked in lockstep
         # ('auto': lockstep for small CPU students), or in worker processes.
         self._executor = make_executor(executor, self.lab, student, num_workers, precision,
                                        self.config.kl_reference, progress=progress,
-                                       backend=student_backend)
+                                       backend=student_backend, vllm_options=self.vllm_options,
+                                       reference_copy=kl)
         self.executor = self._executor.name
         max_text = self.domain.max_text
         self.hard_set: HardSet | None = None

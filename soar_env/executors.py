@@ -23,7 +23,10 @@ scheduling: the ``process`` executor gives what ``serial`` gives, bit for bit (t
   the cluster has GPUs; Ray's ``ActorPool`` schedules the jobs. Start a cluster with
   ``ray start --head`` (and ``ray start --address=HEAD:6379`` on the other nodes) and set
   ``RAY_ADDRESS``; without it, a local Ray instance starts. The baseline goes through Ray's
-  object store, once per promotion.
+  object store, once per promotion, and stays in the actors' CPU memory (``host_weights``).
+  One GPU per role: the env keeps its own student on the CPU, unless given a device, which
+  a local Ray then leaves out (``actor_gpus``); each GPU actor holds one student and, with
+  ``backend='vllm'``, one engine built with the env's ``vllm_options``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,11 +276,36 @@ class ProcessExecutor:
         self._folder.cleanup()
 
 
+def host_weights(weights: dict[str, Any], device: Any) -> dict[str, Any]:
+    """Weights as an actor keeps them for a student on ``device``: CPU tensors, pinned when the
+    student is on a GPU (restores are then one fast copy), never a GPU copy (12.9 GB at 3B)."""
+    import torch
+
+    pin = torch.device(device).type == "cuda" and torch.cuda.is_available()
+    return {k: v.cpu().pin_memory() if pin else v.cpu() for k, v in weights.items()}
+
+
+def visible_gpus() -> list[str]:
+    """This process's GPUs as ``CUDA_VISIBLE_DEVICES`` names them (all, when it is unset)."""
+    import torch
+
+    names = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if names is not None:
+        return [n.strip() for n in names.split(",") if n.strip()]
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def actor_gpus(visible: list[str], held: int | None) -> list[str]:
+    """The GPUs a local Ray may give actors: the visible ones but the env's own (index ``held``)."""
+    return [name for i, name in enumerate(visible) if i != held]
+
+
 class _RayWorker:
     """A Ray actor holding one student (the class is wrapped by ``ray.remote`` on use)."""
 
     def __init__(self, student: str, domain: Any, precision: str | None, max_batch_tokens: int | None,
-                 kl_reference: bool, device: str, backend: str = "hf"):
+                 kl_reference: bool, device: str, backend: str = "hf",
+                 vllm_options: dict[str, Any] | None = None):
         import torch
 
         from soar_env.student import load_student
@@ -285,15 +314,26 @@ class _RayWorker:
             os.environ["SOAR_ENV_THREADS"] = "1"
             torch.set_num_threads(1)
             backend = "hf"  # vLLM samples on GPUs only; a CPU actor keeps the HF sampler
+        options = dict(vllm_options or {}) if backend == "vllm" else {}
         model = load_student(student, backend, device=device, precision=precision,
-                             max_batch_tokens=max_batch_tokens)
+                             max_batch_tokens=max_batch_tokens, **options)
         self.lab, self.version = StudentLab(model, domain, kl_reference=kl_reference), None
+        self._placement = {"device": str(model.device), "backend": backend, "vllm_options": vllm_options}
+
+    def placement(self) -> dict[str, Any]:
+        """Where this actor's student lives: device, backend, the engine options it was given
+        (used when the backend is 'vllm'; a CPU actor keeps the HF sampler), and on a GPU the
+        peak memory PyTorch allocated there so far (GB)."""
+        import torch
+
+        cuda = self.lab.student.device.type == "cuda"
+        peak = torch.cuda.max_memory_allocated(self.lab.student.device) / 1e9 if cuda else None
+        return {**self._placement, "peak_gpu_gb": peak}
 
     def run(self, job: InnerJob, baseline: Any, version: int, reference: str) -> Done:
         lab = self.lab
         if self.version != version:
-            lab.baseline = lab.base if baseline is None else {k: v.to(lab.student.device)
-                                                              for k, v in baseline.items()}
+            lab.baseline = lab.base if baseline is None else host_weights(baseline, lab.student.device)
             lab.set_reference(lab.baseline if reference == "baseline" else lab.base)
             self.version = version
         result, used = run_job(lab, job)
@@ -308,19 +348,31 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, lab: StudentLab, student: str, num_workers: int, precision: str | None,
-                 kl_reference: str, backend: str = "hf"):
+                 kl_reference: str, backend: str = "hf", vllm_options: dict[str, Any] | None = None,
+                 reference_copy: bool | None = None):
         try:
             import ray
             from ray.util import ActorPool
         except ImportError as err:
             raise ImportError("executor='ray' needs Ray: pip install 'soar-env[ray]'") from err
+        held = (lab.student.device.index or 0) if lab.student.device.type == "cuda" else None
         if not ray.is_initialized():
-            ray.init(ignore_reinit_error=True, log_to_driver=False)
+            from soar_env.student.vllm_student import scoped_environ
+
+            # A local Ray never hands an actor the GPU the env's own student is on.
+            others = ",".join(actor_gpus(visible_gpus(), held))
+            with scoped_environ({} if held is None else {"CUDA_VISIBLE_DEVICES": others}):
+                ray.init(ignore_reinit_error=True, log_to_driver=False)
+        elif held is not None:
+            warnings.warn(f"The env's student is on cuda:{held} and Ray was started elsewhere: start it "
+                          "without that GPU (CUDA_VISIBLE_DEVICES) or an actor may share it", stacklevel=3)
         gpus = 1 if ray.cluster_resources().get("GPU", 0) >= num_workers else 0
         actor = ray.remote(num_cpus=1, num_gpus=gpus)(_RayWorker)
         self._ray, self.lab, self.kl_reference = ray, lab, kl_reference
+        # The env's own lab may hold no KL reference (it does not train): say it explicitly.
+        reference_copy = lab.reference is not None if reference_copy is None else reference_copy
         self._actors = [actor.remote(student, lab.domain, precision, lab.student.max_batch_tokens,
-                                     lab.reference is not None, "cuda" if gpus else "cpu", backend)
+                                     reference_copy, "cuda" if gpus else "cpu", backend, vllm_options)
                         for _ in range(num_workers)]
         self._pool = ActorPool(self._actors)
         self._version, self._sent, self._ref = 0, None, None
@@ -354,7 +406,8 @@ def lockstep_unsupported(lab: StudentLab, backend: str = "hf") -> str | None:
 
 def make_executor(name: str, lab: StudentLab, student: str, num_workers: int | None,
                   precision: str | None, kl_reference: str, progress: bool = False,
-                  backend: str = "hf"):
+                  backend: str = "hf", vllm_options: dict[str, Any] | None = None,
+                  reference_copy: bool | None = None):
     if name == "auto":  # lockstep where the student allows it, else one run after another
         name = "serial" if lockstep_unsupported(lab, backend) else "lockstep"
     if name == "serial":
@@ -372,5 +425,6 @@ def make_executor(name: str, lab: StudentLab, student: str, num_workers: int | N
                              "worker (not written yet: use executor='serial')")
         return ProcessExecutor(lab, student, num_workers or 2, precision, kl_reference)
     if name == "ray":
-        return RayExecutor(lab, student, num_workers or 2, precision, kl_reference, backend)
+        return RayExecutor(lab, student, num_workers or 2, precision, kl_reference, backend, vllm_options,
+                           reference_copy)
     raise ValueError(f"executor expects one of {EXECUTORS}, actual {name!r}")

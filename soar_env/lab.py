@@ -58,6 +58,9 @@ class StudentLab:
         self.reference: HFStudent | None = None
         if kl_reference:
             self.reference = student.copy()
+            # Frozen: it never trains, and autocast then casts its weights one layer at a time
+            # instead of keeping a bf16 copy of all of them through its forward (6.4 GB at 3B).
+            self.reference.model.requires_grad_(False)
         self.base: Weights = student.snapshot()
         self.baseline: Weights = self.base
         self.usage = {"sampled_tokens": 0, "student_updates": 0}

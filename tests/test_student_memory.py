@@ -85,9 +85,115 @@ def test_snapshots_live_in_cpu_memory_and_share_nothing():
     assert all(v.device.type == "cpu" and v.data_ptr() != live[k].data_ptr() for k, v in snap.items())
 
 
-def test_the_kl_reference_is_frozen_so_autocast_keeps_no_copy_of_it(student, domain):
-    from soar_env.lab import StudentLab
+# ---- the update's passes under a token budget (issue 25) ----------------------------------
+S, NEW_TOKENS, BUDGET = 32, 1024, 4096  # the paper's group and completion budget
 
-    lab = StudentLab(student, domain, kl_reference=True)
-    assert not any(p.requires_grad for p in lab.reference.model.parameters())
-    assert all(p.requires_grad for p in student.model.parameters())  # the student still trains
+
+def _long_rollout(student, generator):
+    """Two groups of 32 completions of 1 to 1024 tokens (the longest exactly 1024) behind
+    prompts of different lengths: the paper's shapes, drawn without sampling 64k tokens."""
+    prompt_ids, prompt_mask = student.encode_prompts(["What is 1 + 1?", "Add 12 and 30, then halve it."])
+    lengths = torch.randint(1, NEW_TOKENS + 1, (2 * S,), generator=generator)
+    lengths[5], lengths[40] = NEW_TOKENS, 3
+    ids = torch.randint(3, 90, (2 * S, NEW_TOKENS), generator=generator)
+    mask = (torch.arange(NEW_TOKENS)[None, :] < lengths[:, None]).long()
+    return prompt_ids, prompt_mask, ids * mask, mask, torch.randn(2 * S, generator=generator)
+
+
+def _count_pass_tokens(student, passes=None):
+    """Tokens of each ``token_logprobs`` call (one update pass), summed over its forwards."""
+    passes = [] if passes is None else passes
+    forward, scorer, scoring = student.model.forward, student.token_logprobs, [False]
+
+    def counting_forward(*args, **kwargs):
+        if scoring[0]:  # sampling's forwards are not update passes
+            passes[-1] += kwargs["input_ids"].numel()
+        return forward(*args, **kwargs)
+
+    def counting_scorer(*args, **kwargs):
+        passes.append(0)
+        scoring[0] = True
+        try:
+            return scorer(*args, **kwargs)
+        finally:
+            scoring[0] = False
+
+    student.model.forward, student.token_logprobs = counting_forward, counting_scorer
+    return passes
+
+
+def _gradient(path, batches):
+    """The update's gradient (SGD at lr 1, no clipping: the weights move by it)."""
+    from soar_env.rl import policy_gradient_update
+
+    student = HFStudent.from_pretrained(path, device="cpu")
+    reference = student.copy()
+    before = student.snapshot()
+    passes = _count_pass_tokens(reference, _count_pass_tokens(student))
+    optimizer = torch.optim.SGD(student.model.parameters(), lr=1.0)
+    stats = policy_gradient_update(student, optimizer, batches, max_grad_norm=float("inf"),
+                                   reference=reference, kl_coef=0.1)
+    return {k: before[k] - v for k, v in student.snapshot().items()}, stats, passes
+
+
+def test_update_passes_stay_under_the_budget_and_equal_one_untrimmed_pass(tmp_path):
+    from soar_env.rl import PolicyBatch, micro_batches
+    from soar_env.student.scratch import build_char_llama
+
+    path = build_char_llama(tmp_path / "m", 32, 2, heads=4, kv_heads=2, chat_template="{{ messages }}",
+                            intermediate_size=64, max_positions=2048)
+    student = HFStudent.from_pretrained(path, device="cpu")
+    p_ids, p_mask, c_ids, c_mask, adv = _long_rollout(student, torch.Generator().manual_seed(0))
+    # Before issue 25: one pass of whole groups at the rollout's full width, whatever the budget.
+    untrimmed = [PolicyBatch(p_ids, p_mask, c_ids, c_mask, S, adv)]
+    whole = micro_batches(p_ids, p_mask, c_ids, c_mask, adv, S, None)
+    split = micro_batches(p_ids, p_mask, c_ids, c_mask, adv, S, BUDGET)
+    assert len(whole) == 1 and whole[0].completion_ids.shape[1] == NEW_TOKENS
+    assert len(split) > 2 * S * NEW_TOKENS // (2 * BUDGET)  # groups were split into row slices
+    assert sum(b.completion_ids.shape[0] for b in split) == 2 * S
+    assert abs(sum(b.weight for b in split) - 1.0) < 1e-9
+
+    grads, stats, passes = {}, {}, {}
+    for name, batches in (("untrimmed", untrimmed), ("whole", whole), ("split", split)):
+        grads[name], stats[name], passes[name] = _gradient(path, batches)
+    # The largest pass (policy and reference alike) holds at most the budget's tokens.
+    assert max(passes["split"]) <= BUDGET < max(passes["whole"])
+    assert len(passes["split"]) == 2 * len(split)  # the policy's pass and the reference's
+    for name in ("whole", "split"):
+        for key, value in grads["untrimmed"].items():
+            scale = float(value.abs().max()) + 1e-12
+            torch.testing.assert_close(grads[name][key], value, rtol=1e-4, atol=1e-5 * scale,
+                                       msg=f"{name}: {key}")
+        for key in ("pg_loss", "kl", "grad_norm"):
+            assert abs(stats[name][key] - stats["untrimmed"][key]) <= 1e-4 * abs(stats["untrimmed"][key])
+
+
+def test_the_trainer_updates_in_passes_under_the_budget(tmp_path):
+    from soar_env.student.scratch import build_char_llama
+
+    path = build_char_llama(tmp_path / "m", 32, 2, heads=4, kv_heads=2, chat_template="{{ messages }}",
+                            intermediate_size=64, max_positions=512)
+    student = HFStudent.from_pretrained(path, device="cpu", max_batch_tokens=600)
+    passes = _count_pass_tokens(student)
+    rl = RLOOConfig(questions_per_step=2, samples_per_question=8, learning_rate=1e-3, kl_coef=0.0,
+                    max_new_tokens=200)
+    reward = lambda texts, problems: [float(len(t) % 3) for t in texts]  # noqa: E731
+    problems = embedded.good_stones(2, seed=0)
+    stats = RLOOTrainer(student, reward, lambda q: q, rl, seed=0).step(problems)
+    assert stats["updated"] == 1.0 and len(passes) > 1
+    assert max(passes) <= 600
+
+
+def test_under_bf16_mixed_the_samplers_cached_keys_are_fp32_and_values_bf16(tmp_path):
+    """Rotary embeddings multiply the bf16 keys by fp32 cos/sin (not an autocast op), so the
+    HF sampler's cache holds 4 + 2 bytes per key-value element: benchmarks/memory_plan.py
+    counts 1.5x a bf16 cache."""
+    from soar_env.student.scratch import build_char_llama
+
+    path = build_char_llama(tmp_path / "m", 64, 2, heads=4, kv_heads=2, chat_template="{{ messages }}")
+    student = HFStudent.from_pretrained(path, device="cpu", precision="bf16-mixed")
+    ids, _ = student.encode_prompts(["What is 1 + 1?"])
+    with student.autocast():
+        out = student.model(input_ids=ids, use_cache=True)
+    layer = (getattr(out, "cache", None) or out.past_key_values).layers[0]
+    assert (layer.keys.dtype, layer.values.dtype) == (torch.float32, torch.bfloat16)
