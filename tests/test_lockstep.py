@@ -7,7 +7,7 @@ from conftest import build_chat_llama
 from soar_env.config import tiny_v1
 from soar_env.embedded import variant_domain, variant_model_path
 from soar_env.lockstep import LockstepRLOO, QuestionOrder, StackedAdamW
-from soar_env.rl import PolicyBatch, policy_gradient_update, rloo_advantages
+from soar_env.rl import PolicyBatch, policy_gradient_loss, rloo_advantages
 from soar_env.student.hf import HFStudent
 from soar_env.student.stacked import StackedLlama, shape_of, stackable
 from soar_env.student.stacked_decode import Decoder, sample
@@ -202,9 +202,25 @@ def test_one_lockstep_update_is_the_transformers_update(v1, kl_coef):
         if kl_coef:
             ref_student = student.copy()
             ref_student.restore(reference)
-        # lr 0 and no clipping: the step leaves the raw gradients in place.
-        still = torch.optim.AdamW(student.model.parameters(), lr=0.0)
-        policy_gradient_update(student, still, [batch], float("inf"), reference=ref_student, kl_coef=kl_coef)
+        # The transformers update's loss (soar_env.rl), backpropagated here to read its gradient.
+        student.model.zero_grad(set_to_none=True)
+        logprobs = student.token_logprobs(
+            batch.prompt_ids, batch.prompt_mask, batch.completion_ids, batch.completion_mask, samples=n
+        )
+        ref_logprobs = None
+        if ref_student is not None:
+            with torch.no_grad():
+                ref_logprobs = ref_student.token_logprobs(
+                    batch.prompt_ids,
+                    batch.prompt_mask,
+                    batch.completion_ids,
+                    batch.completion_mask,
+                    samples=n,
+                )
+        loss, _ = policy_gradient_loss(
+            logprobs, batch.completion_mask, batch.advantages, ref_logprobs, kl_coef
+        )
+        loss.backward()
         expected_grads = {k: p.grad.clone() for k, p in student.model.named_parameters()}
     finally:
         student.restore(keep)

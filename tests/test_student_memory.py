@@ -197,3 +197,11 @@ def test_under_bf16_mixed_the_samplers_cached_keys_are_fp32_and_values_bf16(tmp_
         out = student.model(input_ids=ids, use_cache=True)
     layer = (getattr(out, "cache", None) or out.past_key_values).layers[0]
     assert (layer.keys.dtype, layer.values.dtype) == (torch.float32, torch.bfloat16)
+
+
+def test_the_kl_reference_is_frozen_so_autocast_keeps_no_copy_of_it(student, domain):
+    from soar_env.lab import StudentLab
+
+    lab = StudentLab(student, domain, kl_reference=True)
+    assert not any(p.requires_grad for p in lab.reference.model.parameters())
+    assert all(p.requires_grad for p in student.model.parameters())  # the student still trains
