@@ -73,8 +73,9 @@ def test_math_ids_pass_check_env(math_setup, env_id):
 
 
 def test_every_registered_id_is_covered_by_check_env():
-    ids = {k for k in gym.registry if k.startswith("SOAR-")}
-    assert ids <= {"SOAR-MATH-v0", "SOAR-HARP-v0", "SOAR-CHAMP-v0", "SOAR-Tiny-v0", "SOAR-Tiny-v1"}
+    # The embedded ids are checked by tests/test_env.py (read from the registry); the data-backed ids here.
+    ids = {k for k in gym.registry if k.startswith("SOAR-") and not k.startswith("SOAR-Tiny-")}
+    assert ids == {"SOAR-MATH-v0", "SOAR-HARP-v0", "SOAR-CHAMP-v0"}
 
 
 def test_math_config_errors(math_setup):
