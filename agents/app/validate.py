@@ -205,6 +205,8 @@ def run_validity(env_id: str, options: ValidityOptions, out: str | Path | None =
         for name, result in evaluate_curricula(env, curricula, [seed], config, progress).items():
             results.setdefault(name, {})[str(seed)] = {str(k): v for k, v in result.per_seed[0].items()}
             steps.setdefault(name, []).append(result.steps[0])
+        console.print(f"seed {seed}, held-out pass@1: " + ", ".join(
+            f"{name} {per_seed[str(seed)]['1']:.3g}" for name, per_seed in results.items()))
     base = base_pass_at_k(env, options.seeds, config)
     console.print("probing the grounded reward (P6, P7)")
     probes = grounded_probes(env, pools[0]["pool"], options)
