@@ -145,3 +145,36 @@ def test_v2_partial_oracle_checks_its_fraction(fraction):
 
     with pytest.raises(ValueError, match="fraction"):
         variant_domain("v2").validity.partial_oracle(fraction, 4, 0)
+
+
+def test_a_killed_validate_goes_on_from_the_next_seed(tmp_path, monkeypatch, capsys):
+    """Seeds are kept as they finish: a run stopped in seed 1 keeps seed 0, and the rerun
+    trains only seed 1 and reports seed 0's figures as they were."""
+    args = ["validate", "--env", "SOAR-Tiny-v0", "--seeds", "2", "--questions", "8", "--pool", str(POOL),
+            "--eval-steps", "2", "--noise-rounds", "1", "--out", str(tmp_path),
+            "--set", *[f"{k}={v}" for k, v in SMALL.items()]]
+    real, trained = validate.evaluate_curricula, []
+
+    def stopped_in_seed_1(env, curricula, seeds, *rest):
+        if seeds == [1]:
+            raise KeyboardInterrupt
+        trained.append(seeds[0])
+        return real(env, curricula, seeds, *rest)
+
+    monkeypatch.setattr(validate, "evaluate_curricula", stopped_in_seed_1)
+    assert main(args) == 130
+    assert "the same command goes on from the next seed" in capsys.readouterr().err
+    log = tmp_path / "SOAR-Tiny-v0.seeds.json"
+    kept = json.loads(log.read_text())["seeds"]
+    assert list(kept) == ["0"] and not (tmp_path / "SOAR-Tiny-v0.json").exists()
+
+    def counted(env, curricula, seeds, *rest):
+        trained.append(seeds[0])
+        return real(env, curricula, seeds, *rest)
+
+    monkeypatch.setattr(validate, "evaluate_curricula", counted)
+    main(args)
+    assert trained == [0, 1] and "seed 0: kept from" in capsys.readouterr().out
+    rows = {r["name"]: r for r in json.loads((tmp_path / "SOAR-Tiny-v0.json").read_text())["curricula"]}
+    assert rows["oracle"]["pass@1"]["per_seed"][0] == kept["0"]["results"]["oracle"]["1"]
+    assert not log.exists()  # the run's own files hold it all now

@@ -274,7 +274,12 @@ def _validate(args: argparse.Namespace) -> int:
     options = ValidityOptions(seeds=list(range(args.seeds)), questions=args.questions, pool=args.pool,
                               eval_steps=args.eval_steps, datasets=args.datasets,
                               noise_rounds=args.noise_rounds, settings=args.settings[0])
-    summary = run_validity(args.env, options, args.out)
+    try:
+        summary = run_validity(args.env, options, args.out)
+    except KeyboardInterrupt as stop:
+        print(f"\n{_stopped(stop)}: every finished seed is kept in {Path(args.out) / args.env}.seeds.json; "
+              "the same command goes on from the next seed", file=sys.stderr)
+        return _status(stop)
     stem = Path(args.out) / args.env
     print(f"wrote {stem}.json, {stem}.md and {stem}.png")
     failed = [n for n, c in summary["criteria"].items() if c["pass"] is False]

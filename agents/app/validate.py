@@ -15,6 +15,7 @@ fresh student of seed s, so the intervals include the spread of the curricula th
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,7 @@ from soar_env.problems import Problem
 from soar_env.stepping_stones import learnability_expected
 
 from .. import make_teacher
+from .checkpoints import write_json
 from .runs import sample_questions
 
 PARTIAL_FRACTIONS = (0.25, 0.5, 0.75)
@@ -184,6 +186,46 @@ def grounded_probes(env: Any, pool: list[Problem], options: ValidityOptions) -> 
     return out
 
 
+class SeedLog:
+    """The seeds a validity run has finished, kept on disk as each ends (None: in memory).
+
+    A log written under other options, or by another version, is not reused."""
+
+    def __init__(self, path: Path | None, env_id: str, options: ValidityOptions):
+        self.path = path
+        self.key = {"env": env_id, "version": soar_env.__version__,
+                    "options": json.loads(json.dumps(asdict(options), default=str))}
+        self.seeds: dict[str, dict] = {}
+        if path is not None and path.exists():
+            try:
+                kept = json.loads(path.read_text())
+            except (OSError, ValueError):
+                kept = {}
+            if kept.get("key") == self.key:
+                self.seeds = kept.get("seeds", {})
+
+    def __contains__(self, seed: int) -> bool:
+        return str(seed) in self.seeds
+
+    def __getitem__(self, seed: int) -> dict:
+        entry = dict(self.seeds[str(seed)])
+        measured = dict(entry["measured"])
+        measured["pool"] = [Problem.from_dict(p) for p in measured["pool"]]
+        return {**entry, "measured": measured}
+
+    def add(self, seed: int, entry: dict) -> None:
+        measured = {**entry["measured"], "pool": [p.to_dict() for p in entry["measured"]["pool"]]}
+        self.seeds[str(seed)] = {**entry, "measured": measured}
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            write_json(self.path, {"key": self.key, "seeds": self.seeds})
+
+    def finish(self) -> None:
+        """The run's own files now hold everything: the log goes."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
 def run_validity(env_id: str, options: ValidityOptions, out: str | Path | None = None,
                  progress: bool = True) -> dict[str, Any]:
     """Train the reference curricula, probe the grounded reward, check P1-P7; write the files."""
@@ -195,16 +237,28 @@ def run_validity(env_id: str, options: ValidityOptions, out: str | Path | None =
     started = time.perf_counter()
     env = make_env(env_id, options.settings)
     config = EvalConfig.for_env(env, **({"max_steps": options.eval_steps} if options.eval_steps else {}))
+    # Each finished seed is kept in <out>/<id>.seeds.json, so that a killed run goes on from
+    # the next seed (a seed of SOAR-Tiny-v2 is about 15 minutes on 2 cores).
+    done = SeedLog(Path(out) / f"{env_id}.seeds.json" if out is not None else None, env_id, options)
     results: dict[str, dict[str, dict]] = {}
     steps: dict[str, list[int]] = {}
     pools: list[dict] = []
     for seed in options.seeds:
-        curricula, measured = reference_curricula(env, seed, options)
-        pools.append(measured)
-        console.print(f"[bold]seed {seed}[/bold]: training fresh students on {', '.join(curricula)}")
-        for name, result in evaluate_curricula(env, curricula, [seed], config, progress).items():
-            results.setdefault(name, {})[str(seed)] = {str(k): v for k, v in result.per_seed[0].items()}
-            steps.setdefault(name, []).append(result.steps[0])
+        if seed in done:
+            kept = done[seed]
+            console.print(f"[bold]seed {seed}[/bold]: kept from {done.path}")
+        else:
+            curricula, measured = reference_curricula(env, seed, options)
+            console.print(f"[bold]seed {seed}[/bold]: training fresh students on {', '.join(curricula)}")
+            kept = {"measured": measured, "results": {}, "steps": {}}
+            for name, result in evaluate_curricula(env, curricula, [seed], config, progress).items():
+                kept["results"][name] = {str(k): v for k, v in result.per_seed[0].items()}
+                kept["steps"][name] = result.steps[0]
+            done.add(seed, kept)
+        pools.append(kept["measured"])
+        for name, values in kept["results"].items():
+            results.setdefault(name, {})[str(seed)] = values
+            steps.setdefault(name, []).append(kept["steps"][name])
         console.print(f"seed {seed}, held-out pass@1: " + ", ".join(
             f"{name} {per_seed[str(seed)]['1']:.3g}" for name, per_seed in results.items()))
     base = base_pass_at_k(env, options.seeds, config)
@@ -220,6 +274,7 @@ def run_validity(env_id: str, options: ValidityOptions, out: str | Path | None =
     summary["options"]["settings"] = {k: str(v) for k, v in options.settings.items()}
     summary["version"] = soar_env.__version__
     env.close()
+    done.finish()
     if out is not None:
         validity_report.write(summary, Path(out))
     print(validity_report.markdown(summary))
