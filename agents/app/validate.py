@@ -175,15 +175,22 @@ def grounded_probes(env: Any, pool: list[Problem], options: ValidityOptions) -> 
         out["P6"] = {"stones": [k for k, _ in made], "reward": rewards,
                      "round": [i // g for i in range(len(made))]}
     if refs is not None and refs.oracle is not None:
-        datasets, layout = [], []
-        for j in range(options.noise_rounds):
-            oracle = refs.oracle(n, 7000 + j)
-            base = pool[(j * n) % len(pool):][:n] or pool[:n]
-            datasets += [oracle, oracle, base, base]
-            layout += ["oracle", "oracle", "Base-T", "Base-T"]
-        out["P7"] = {"layout": layout, "reward": step_rewards(env, datasets, seed=7),
-                     "inner_runs": env.config.inner_runs}
+        out["P7"] = noise_probe(env, pool, options.noise_rounds)
     return out
+
+
+def noise_probe(env: Any, pool: list[Problem], rounds: int) -> dict[str, Any]:
+    """P7: ``rounds`` rounds of (oracle, oracle, Base-T, Base-T) datasets stepped through the
+    env; the repeats give one dataset's noise, the pairs the oracle's gap."""
+    refs, n = env.domain.validity, env.config.dataset_size
+    datasets, layout = [], []
+    for j in range(rounds):
+        oracle = refs.oracle(n, 7000 + j)
+        base = pool[(j * n) % len(pool):][:n] or pool[:n]
+        datasets += [oracle, oracle, base, base]
+        layout += ["oracle", "oracle", "Base-T", "Base-T"]
+    return {"layout": layout, "reward": step_rewards(env, datasets, seed=7),
+            "inner_runs": env.config.inner_runs}
 
 
 class SeedLog:
