@@ -30,9 +30,8 @@ from soar_env.evaluation import EvalConfig, base_pass_at_k, evaluate_curricula
 from soar_env.problems import Problem
 from soar_env.stepping_stones import learnability_expected
 
-from .. import make_teacher
 from .checkpoints import write_json
-from .runs import sample_questions
+from .runs import untrained_questions as untrained_teacher_pool
 
 PARTIAL_FRACTIONS = (0.25, 0.5, 0.75)
 """Partial oracles trained besides the oracle itself (the 100% row)."""
@@ -67,15 +66,6 @@ def make_env(env_id: str, settings: dict[str, Any]):
     env = gym.make(env_id, **{"tau": float("inf"), "group_size": 4, **settings}).unwrapped
     env.reset(seed=0)  # builds the hard set (or reads it)
     return env
-
-
-def untrained_teacher_pool(env: Any, count: int, seed: int) -> list[Problem]:
-    """``count`` questions from the untrained teacher (teacher seed ``seed``), answered as
-    the teacher answers them by default (the domain's solver where there is one)."""
-    teacher = make_teacher("base")
-    env.lab.load(env.lab.base)
-    teacher.setup(env.teacher_context(), seed)
-    return sample_questions(teacher, env, count)
 
 
 def learnability(env: Any, problems: list[Problem], seed: int) -> list[float]:
