@@ -15,6 +15,8 @@ It is for work that may hang or eat memory on hostile input (Math-Verify on
   ``shutdown`` (also at exit) kills them without waiting for an answer.
 - Importing this module starts nothing: the workers start on the first ``run``, from a
   forkserver that imports ``preload`` once (so a killed worker is replaced in milliseconds).
+  That is the process's one multiprocessing forkserver: the first pool to start it decides
+  what it preloads.
 """
 
 from __future__ import annotations

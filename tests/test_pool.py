@@ -7,7 +7,6 @@ import ctypes
 import multiprocessing.forkserver
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -60,24 +59,18 @@ def test_allowances_follow_job_order():
     assert allowances([0.1] * 3, 1.0) == [1.0] * 3
 
 
-def _fresh(code: str) -> str:
-    """What ``code`` prints in a fresh interpreter."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          check=True).stdout.strip()
-
-
-def test_importing_the_pool_starts_nothing():
-    count = "import atexit; print(atexit._ncallbacks())"
-    bare = _fresh(f"import logging, multiprocessing.forkserver, soar_env.problems; {count}")
-    ours = _fresh(f"import soar_env.grading, soar_env.pool, multiprocessing.forkserver as f; {count}; "
-                        "print(f._forkserver._forkserver_pid)")
-    assert ours.split() == [bare, "None"]  # no exit hook of ours, no forkserver
-
-
-def test_exact_match_does_not_import_the_pool():
-    code = "import sys, soar_env.domains.chain; print('soar_env.pool' in sys.modules)"
-    assert _fresh(code) == "False"
+def test_exact_match_does_not_import_the_pool_and_importing_it_starts_nothing(fresh_python):
+    code = """
+import atexit, logging, sys, multiprocessing.forkserver as forkserver
+import soar_env.domains.chain  # exact match
+print("soar_env.pool" in sys.modules, atexit._ncallbacks())
+import soar_env.grading, soar_env.pool
+print(atexit._ncallbacks(), forkserver._forkserver._forkserver_pid)
+"""
+    chain, pool = fresh_python(code).splitlines()
+    hooks = chain.split()[1]
+    assert chain == f"False {hooks}"
+    assert pool == f"{hooks} None"  # no exit hook of ours, no forkserver
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl and /proc are Linux's")
