@@ -28,7 +28,7 @@ import numpy as np
 import soar_env
 from soar_env.evaluation import EvalConfig, base_pass_at_k, evaluate_curricula
 from soar_env.problems import Problem
-from soar_env.stepping_stones import learnability_expected
+from soar_env.rewards import learnability_expected
 
 from .checkpoints import write_json
 from .runs import untrained_questions as untrained_teacher_pool
