@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SNIPPETS = [textwrap.dedent(s) for s in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)]
+BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+SNIPPETS = [textwrap.dedent(block) for block in BLOCKS]  # a block in a list item is indented
 OPTIONAL = {"soar_env.integrations.verifiers": "verifiers.v1"}
 
 

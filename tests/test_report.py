@@ -4,11 +4,10 @@ untrained teacher's (Base-T) on the same student seeds, its reward against Base-
 import json
 
 import pytest
+from conftest import ROUND, as_settings
 
 from soar_agents.app.cli import main
 from soar_agents.app.report import round_leaving_band, untrained_band
-
-SETTINGS = ["dataset_size=8", "group_size=2", "inner_steps=2", "reward_questions=16"]
 
 
 def _history(rewards, promoted_at=()):
@@ -30,7 +29,7 @@ def test_the_band_is_round_0_and_the_moving_mean_must_clear_it():
 def test_train_puts_the_teacher_beside_base_t(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--rounds", "2", "--eval-seeds", "2", "--eval-steps", "3", "--out", str(out),
-                 "--set", *SETTINGS]) == 0
+                 "--set", *as_settings(ROUND)]) == 0
     printed = capsys.readouterr().out
     results = json.loads((out / "eval.json").read_text())["results"]
     assert sorted(results["Base-T"]) == ["0", "1"] and sorted(results["Grounded-T"]) == ["0", "1"]
