@@ -13,13 +13,14 @@ ask it for what they need instead of restoring and training the model themselves
   config has a KL term (fresh students, stepping stones).
 
 Seeds are always arguments: the caller (the env) draws them, so results never depend on
-which process or order runs an experiment. Sampled tokens and updates are counted in
-``usage``.
+which process or order runs an experiment. Sampled tokens and updates add up in ``usage``
+(since the lab was made); ``with lab.counting() as used:`` gives what one block used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +64,12 @@ class StudentLab:
             self.reference.model.requires_grad_(False)
         self.base: Weights = student.snapshot()
         self.baseline: Weights = self.base
-        self.usage = {"sampled_tokens": 0, "student_updates": 0}
+        self.usage = self.no_usage()
+
+    @staticmethod
+    def no_usage() -> dict[str, int]:
+        """What ``usage`` counts, at zero."""
+        return {"sampled_tokens": 0, "student_updates": 0}
 
     # ---- prompts and grading (the lab is a graded domain for the hard-set builder) --------
     def student_prompt(self, question: str) -> str:
@@ -81,12 +87,28 @@ class StudentLab:
     def load_baseline(self) -> None:
         self.student.restore(self.baseline)
 
+    def set_baseline(self, weights: Weights | None, reference: str = "baseline") -> None:
+        """Make ``weights`` (None: the base) the baseline every inner run starts from; the KL
+        reference (if any) follows it when ``reference`` is 'baseline', else stays the base."""
+        self.baseline = self.base if weights is None else weights
+        self.set_reference(self.baseline if reference == "baseline" else self.base)
+
     def set_reference(self, weights: Weights) -> None:
         if self.reference is not None:
             self.reference.restore(weights)
 
     def snapshot(self) -> Weights:
         return self.student.snapshot()
+
+    @contextmanager
+    def counting(self) -> Iterator[dict[str, int]]:
+        """What the block uses of this lab (sampled tokens, updates), in the dict it yields:
+        filled when the block ends, also when it raises."""
+        before, used = dict(self.usage), {}
+        try:
+            yield used
+        finally:
+            used.update({key: self.usage[key] - value for key, value in before.items()})
 
     # ---- measurements -----------------------------------------------------------------
     def accuracy(self, problems: Sequence[Problem], measure: str, samples: int,
