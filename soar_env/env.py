@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -12,8 +11,8 @@ from gymnasium import spaces
 
 from soar_env.config import PRESETS, SoarConfig, domain_preset
 from soar_env.context import TeacherContext
-from soar_env.episode import STATS, Episode, grounded_reward
-from soar_env.hardset import HardSet, build_hard_set
+from soar_env.episode import STATS, Episode
+from soar_env.hardset import HardSet
 from soar_env.lab import InnerRun, StudentLab
 from soar_env.machine import Machine
 from soar_env.problems import CHARSET, Problem, problems_from_action
@@ -57,11 +56,10 @@ class SoarEnv(gym.Env):
     ``floor_reward`` (0.0: nothing trained, nothing learned).
 
     ## Starting State
-    The base student is the baseline, the promoted bank is empty; the first reset builds the
-    hard set (or reads it from its cache).
+    The base student is the baseline; the first reset builds (or reads) the hard set.
 
     ## Episode End
-    Never terminated; truncated after ``rounds * g`` steps (the teacher-training run).
+    Never terminated; truncated after ``rounds * g`` steps (one teacher-training run).
 
     ## Arguments
     ``gym.make(id, **overrides)`` with any ``SoarConfig`` field, or ``config=SoarConfig(...)``;
@@ -197,31 +195,18 @@ class SoarEnv(gym.Env):
         super().reset(seed=seed)
         cfg, lab = self.config, self.lab
         if self.hard_set is None:
-            lab.load(lab.base)
-            self.hard_set = build_hard_set(
-                self.student, lab,  # prompts in the chat template, the domain's grading
-                self.domain.hard_candidates(cfg.hard_candidates, cfg.hard_seed),
-                k=cfg.hard_k, seed=cfg.hard_seed,
-                max_new_tokens=self.domain.max_answer_tokens or cfg.rl.max_new_tokens, progress=True)
-            if len(self.hard_set.train) < 1:
-                raise RuntimeError(
-                    f"The hard set is empty: none of {cfg.hard_candidates} candidates failed "
-                    f"all {cfg.hard_k} tries. Use more candidates or a larger hard_k.")
+            self.hard_set = lab.hard_set(self.domain.hard_candidates(cfg.hard_candidates, cfg.hard_seed),
+                                         cfg.hard_k, cfg.hard_seed,
+                                         self.domain.max_answer_tokens or cfg.rl.max_new_tokens)
         lab.set_baseline(None)
         lab.load_baseline()
         self.episode = Episode(cfg, self.np_random)  # compute is counted per episode (one teacher run)
         return self.observation(), {"hard_set": dict(self.hard_set.meta)}
 
     def step(self, action):
-        episode = self._episode("step")
-        started = time.perf_counter()
-        problems, info = self._open_step(action, episode.position)
-        cfg = self.config
-        results = None
-        if problems and (cfg.reward_mode not in INTRINSIC or cfg.measure_grounded):
-            # The last run's weights stay live in the serial case (copied only if promoted).
-            results = self._executor.run(episode.jobs(problems, keep_last=self.executor != "serial"))
-        return self._close_step(problems, info, results, started)
+        self._episode("step")
+        # The last run's weights stay live in the serial case (copied only if promoted).
+        return self._steps([action], keep_last=self.executor != "serial")[0]
 
     def step_round(self, actions) -> list[tuple]:
         """The ``g`` actions of a round at once: what ``g`` calls of ``step`` would return.
@@ -239,20 +224,23 @@ class SoarEnv(gym.Env):
                              f"actual {len(actions)}")
         if cfg.reward_mode in INTRINSIC:
             return [self.step(action) for action in actions]
-        started = time.perf_counter()
+        return self._steps(actions, keep_last=True)
+
+    def _steps(self, actions, keep_last: bool) -> list[tuple]:
+        """Open each action's step (its seeds drawn), run all their inner runs at once, close each."""
+        cfg, episode, started = self.config, self.episode, time.perf_counter()
+        trains = cfg.reward_mode not in INTRINSIC or cfg.measure_grounded
         opened, jobs = [], []
-        for position, action in enumerate(actions):
-            problems, info = self._open_step(action, position)
-            own = self.episode.jobs(problems, keep_last=True) if problems else []
-            opened.append((problems, info, len(own)))
+        for offset, action in enumerate(actions):
+            problems, info = self._open_step(action, episode.position + offset)
+            own = episode.jobs(problems, keep_last) if problems and trains else []
+            opened.append((problems, info, own))
             jobs += own
-        results = self._executor.run(jobs)
-        out, at = [], 0
-        for problems, info, count in opened:
-            out.append(self._close_step(problems, info, results[at : at + count] if count else None,
-                                        started))
-            at += count
-            started = time.perf_counter()  # the round's wall time is on the first step
+        results, out = iter(self._executor.run(jobs) if jobs else []), []
+        for problems, info, own in opened:
+            done = [next(results) for _ in own] if own else None
+            out.append(self._close_step(problems, info, done, started))
+            started = time.perf_counter()  # a round's wall time is on its first step
         return out
 
     def _open_step(self, action, position: int) -> tuple[list[Problem], dict[str, Any]]:
@@ -263,12 +251,7 @@ class SoarEnv(gym.Env):
             questions = episode.draw_reward_questions(self.hard_set.train)
             self.lab.load_baseline()
             episode.start_round(questions, self.accuracy(questions))
-        info: dict[str, Any] = {
-            "round": episode.round, "round_position": position,
-            "valid_problems": len(problems), "invalid_problems": len(errors),
-            "parse_errors": errors[:8], "inner_steps": episode.inner_steps,
-            "baseline_accuracy": episode.baseline_accuracy,
-        }
+        info = episode.step_info(position, len(problems), errors)
         if self.domain.solver is not None and problems:
             info["answers_correct"] = sum(self.domain.solver.is_correct(p.question, p.answer)
                                           for p in problems)
@@ -277,11 +260,7 @@ class SoarEnv(gym.Env):
     def _close_step(self, problems: list[Problem], info: dict[str, Any],
                     done: list[tuple[InnerRun | str, dict[str, int]]] | None, started: float) -> tuple:
         cfg, episode = self.config, self.episode
-        grounded = median = None
-        if done is not None:
-            for _, used in done:  # counted per step, wherever the runs ran
-                episode.count(used)
-            grounded, median = grounded_reward([result for result, _ in done], info)
+        grounded, median = episode.grounded_reward(done, info) if done is not None else (None, None)
         if cfg.reward_mode in INTRINSIC:
             reward = self._intrinsic(problems, info) if problems else cfg.floor_reward
             if grounded is not None:
@@ -290,34 +269,19 @@ class SoarEnv(gym.Env):
             reward = grounded if grounded is not None else cfg.floor_reward
             if grounded is not None:  # the round's best dataset and its median student (promotion)
                 episode.offer(reward, problems, median, self.lab.snapshot)
-        info["promoted"] = False
-        ended, promoted = episode.end_step(reward)
-        info.update(ended)
+        promoted = episode.end_step(reward, info)
         if promoted is not None:
             self.lab.set_baseline(promoted.weights, cfg.kl_reference)
-        info["bank_size"] = len(episode.bank)
-        info["promotions"] = episode.promotions
         self.lab.load_baseline()
-        seconds = time.perf_counter() - started
-        episode.wall_seconds += seconds
-        info["compute"] = dict(episode.usage)
-        if self.timing_in_info:
-            info["compute"]["wall_seconds"] = episode.wall_seconds
-            info["step_seconds"] = seconds
+        episode.clock(time.perf_counter() - started, info, self.timing_in_info)
         return self.observation(), float(reward), False, episode.truncated, info
 
     # ---- measurements on the env's own lab ----------------------------------------
-    def _counted(self, measure: Callable[[], Any]) -> Any:
-        """``measure()`` on the env's own lab, its sampled tokens counted in the episode."""
-        with self.lab.counting() as used:
-            result = measure()
-        self.episode.count(used)
-        return result
-
     def accuracy(self, problems: list[Problem]) -> float:
         """The current student's ``Acc`` on ``problems``, by the configured measure."""
-        measure = self._episode("accuracy").measure()
-        return self._counted(lambda: self.lab.accuracy(problems, **measure))
+        episode = self._episode("accuracy")
+        with episode.counting(self.lab):
+            return self.lab.accuracy(problems, **episode.measure())
 
     def _intrinsic(self, problems: list[Problem], info: dict) -> float:
         import torch
@@ -326,7 +290,8 @@ class SoarEnv(gym.Env):
         lab.load_baseline()
         s = cfg.intrinsic_samples
         generator = torch.Generator(device=lab.student.device.type).manual_seed(self.episode.seed())
-        successes = self._counted(lambda: lab.success_counts(problems, s, cfg.rl.max_new_tokens, generator))
+        with self.episode.counting(lab):
+            successes = lab.success_counts(problems, s, cfg.rl.max_new_tokens, generator)
         info["success_rates"] = [c / s for c in successes]
         return intrinsic_reward(cfg.reward_mode, successes, s, [p.question for p in problems])
 

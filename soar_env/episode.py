@@ -11,6 +11,8 @@ weights). ``grounded_reward`` turns a step's inner runs into its reward.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,29 +27,6 @@ from soar_env.promotion import PromotedBank, PromotionRule
 STATS = ("round_fraction", "round_position", "baseline_accuracy", "last_reward",
          "moving_average", "promotions", "bank_fraction", "inner_steps_fraction")
 """The observation's ``stats``, in order (each clipped to [-1, 1]; ``Episode.stats``)."""
-
-
-def grounded_reward(results: list[InnerRun | str],
-                    info: dict[str, Any]) -> tuple[float | None, InnerRun | None]:
-    """Mean reward of a step's r inner runs, and the median run (the promotion candidate).
-
-    Runs whose update went non-finite (a message instead of a run) are skipped and listed in
-    ``info['nonfinite_runs']``; when every run failed the result is ``(None, None)`` and the
-    step pays ``floor_reward``. The runs' figures go in ``info``.
-    """
-    runs = [r for r in results if isinstance(r, InnerRun)]
-    failed = [r for r in results if isinstance(r, str)]
-    if failed:
-        info["nonfinite_runs"] = failed
-    if not runs:
-        return None, None
-    info["run_rewards"] = [r.reward for r in runs]
-    info["accuracy_after"] = [r.accuracy_after for r in runs]
-    info["train_reward"] = [float(np.mean(r.train_rewards)) for r in runs]
-    info["train_reward_last"] = [r.train_rewards[-1] for r in runs]
-    # The median-reward run (lower median for even r) is the promotion candidate.
-    median = sorted(runs, key=lambda r: r.reward)[(len(runs) - 1) // 2]
-    return float(np.mean(info["run_rewards"])), median
 
 
 @dataclass
@@ -120,6 +99,44 @@ class Episode:
         for key, value in used.items():
             self.usage[key] += value
 
+    @contextmanager
+    def counting(self, lab: StudentLab) -> Iterator[None]:
+        """Count what the block uses of ``lab`` (the env's own measurements)."""
+        with lab.counting() as used:
+            yield
+        self.count(used)
+
+    def step_info(self, position: int, valid: int, errors: list[str]) -> dict[str, Any]:
+        """A step's ``info`` as it opens: where it is, what its action held, the round's figures."""
+        return {"round": self.round, "round_position": position, "valid_problems": valid,
+                "invalid_problems": len(errors), "parse_errors": errors[:8], "inner_steps": self.inner_steps,
+                "baseline_accuracy": self.baseline_accuracy}
+
+    def grounded_reward(self, done: list[tuple[InnerRun | str, dict[str, int]]],
+                        info: dict[str, Any]) -> tuple[float | None, InnerRun | None]:
+        """A step's reward from its r inner runs (done: each run or its divergence message, and
+        what it used, counted here), and the median run (the promotion candidate).
+
+        Runs whose update went non-finite are skipped and listed in ``info['nonfinite_runs']``;
+        when every run failed the result is ``(None, None)`` and the step pays ``floor_reward``.
+        The runs' figures go in ``info``.
+        """
+        for _, used in done:  # counted per step, wherever the runs ran
+            self.count(used)
+        runs = [r for r, _ in done if isinstance(r, InnerRun)]
+        failed = [r for r, _ in done if isinstance(r, str)]
+        if failed:
+            info["nonfinite_runs"] = failed
+        if not runs:
+            return None, None
+        info["run_rewards"] = [r.reward for r in runs]
+        info["accuracy_after"] = [r.accuracy_after for r in runs]
+        info["train_reward"] = [float(np.mean(r.train_rewards)) for r in runs]
+        info["train_reward_last"] = [r.train_rewards[-1] for r in runs]
+        # The median-reward run (lower median for even r) is the promotion candidate.
+        median = sorted(runs, key=lambda r: r.reward)[(len(runs) - 1) // 2]
+        return float(np.mean(info["run_rewards"])), median
+
     def offer(self, reward: float, dataset: list[Problem], run: InnerRun, snapshot: Any) -> None:
         """Keep ``dataset`` as the round's promotion candidate if it beats the best so far;
         ``snapshot()`` gives the run's weights when the run did not keep them (the last run's
@@ -129,27 +146,42 @@ class Episode:
                 run.weights = snapshot()
             self.best = Candidate(reward, dataset, run)
 
-    def end_step(self, reward: float) -> tuple[dict[str, Any], InnerRun | None]:
-        """Record a step's reward. At the end of a round, apply the promotion rule: returns
-        the round's figures and, when it promotes, the run whose weights become the baseline."""
+    def end_step(self, reward: float, info: dict[str, Any]) -> InnerRun | None:
+        """Record a step's reward, and in ``info`` the round's and the bank's figures. At the
+        end of a round, apply the promotion rule: returns the run whose weights become the
+        baseline when it promotes."""
         self.round_rewards.append(reward)
         self.last_reward = reward
         self.position += 1
-        if self.position < self.config.group_size:
-            return {"promoted": False}, None
+        info["promoted"] = False
+        promoted = self._end_round(info) if self.position == self.config.group_size else None
+        info["bank_size"] = len(self.bank)
+        info["promotions"] = self.promotions
+        return promoted
+
+    def _end_round(self, info: dict[str, Any]) -> InnerRun | None:
         cfg, best, self.best = self.config, self.best, None
         round_mean = float(np.mean(self.round_rewards))
         promote = self.promotion.end_round(round_mean) and best is not None
-        out: dict[str, Any] = {"round_mean_reward": round_mean,
-                               "moving_average": self.promotion.moving_average, "promoted": promote}
+        info.update(round_mean_reward=round_mean, moving_average=self.promotion.moving_average,
+                    promoted=promote)
         if promote:
             self.bank.add(best.dataset, self.round)
             self.promotions += 1
             self.inner_steps = min(cfg.max_inner_steps, self.inner_steps + cfg.promotion_extra_steps)
-            out["promoted_reward"] = best.reward
+            info["promoted_reward"] = best.reward
         self.round += 1
         self.position = 0
-        return out, best.run if promote else None
+        return best.run if promote else None
+
+    def clock(self, seconds: float, info: dict[str, Any], timing: bool) -> None:
+        """Add a step's wall seconds; ``info["compute"]`` is what the episode used so far (with
+        ``timing``, the seconds too: they differ between identical runs)."""
+        self.wall_seconds += seconds
+        info["compute"] = dict(self.usage)
+        if timing:
+            info["compute"]["wall_seconds"] = self.wall_seconds
+            info["step_seconds"] = seconds
 
     def stats(self) -> np.ndarray:
         """The observation's ``STATS``, clipped to [-1, 1]."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -31,6 +31,9 @@ from soar_env.config import RLOOConfig
 from soar_env.problems import Problem
 from soar_env.rl import NonFiniteUpdate, RLOOTrainer
 from soar_env.student.hf import HFStudent
+
+if TYPE_CHECKING:
+    from soar_env.hardset import HardSet
 
 Weights = dict[str, torch.Tensor]
 
@@ -134,6 +137,19 @@ class StudentLab:
         self.usage["sampled_tokens"] += rollout.num_tokens
         scores = self.domain.grade_batch(rollout.texts, [p for p in problems for _ in range(k)])
         return [int(sum(s >= 1.0 for s in scores[i * k : (i + 1) * k])) for i in range(len(problems))]
+
+    def hard_set(self, candidates: Sequence[Problem], k: int, seed: int, max_new_tokens: int) -> HardSet:
+        """The base student's fail@k filter over ``candidates`` (``soar_env.hardset``: read from
+        its cache when built before); raises when no candidate failed all ``k`` tries."""
+        from soar_env.hardset import build_hard_set
+
+        self.load(self.base)
+        hard = build_hard_set(self.student, self, candidates, k=k, seed=seed, max_new_tokens=max_new_tokens,
+                              progress=True)
+        if len(hard.train) < 1:
+            raise RuntimeError(f"The hard set is empty: none of {len(candidates)} candidates failed all {k} "
+                               "tries. Use more candidates or a larger hard_k.")
+        return hard
 
     # ---- training -----------------------------------------------------------------------
     def trainer(self, rl: RLOOConfig, seed: int) -> RLOOTrainer:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from soar_env.config import tiny
-from soar_env.episode import Episode, grounded_reward
+from soar_env.episode import Episode
 from soar_env.lab import InnerRun
 from soar_env.problems import Problem
 
@@ -26,15 +26,16 @@ def _play_round(episode, rewards=(0.5, 0.25)):
     ends = []
     for reward in rewards:
         run = InnerRun(reward, 0.5, [0.0, 1.0], weights=None)
-        episode.offer(reward, DATASET, run, lambda: {"w": reward})
-        ends.append(episode.end_step(reward))
+        episode.offer(reward, DATASET, run, lambda reward=reward: {"w": reward})
+        info = {}
+        ends.append((info, episode.end_step(reward, info)))
     return ends
 
 
 def test_a_round_promotes_the_best_dataset_and_grows_the_inner_steps():
     episode = _episode()
     (first, none), (last, promoted) = _play_round(episode)
-    assert first == {"promoted": False} and none is None
+    assert first == {"promoted": False, "bank_size": 0, "promotions": 0} and none is None
     assert last["promoted"] and last["promoted_reward"] == 0.5 and last["round_mean_reward"] == 0.375
     assert promoted.weights == {"w": 0.5}  # the best step's run, its weights taken when offered
     assert (episode.round, episode.position, episode.promotions) == (1, 0, 1)
@@ -58,7 +59,7 @@ def test_state_dict_is_plain_data_and_resumes_the_draws():
 def test_state_dict_refuses_a_mid_round_save():
     episode = _episode()
     episode.start_round(TRAIN[:2], 0.0)
-    episode.end_step(0.0)
+    episode.end_step(0.0, {})
     with pytest.raises(ValueError, match="round boundary"):
         episode.state_dict()
 
@@ -80,6 +81,15 @@ def test_a_checkpoint_of_the_previous_format_loads():
     assert episode.compute == old["compute"] and len(episode.bank) == 2
 
 
+def test_the_clock_puts_seconds_in_info_only_when_asked():
+    episode, quiet, timed = _episode(), {}, {}
+    episode.count({"sampled_tokens": 7, "student_updates": 1})
+    episode.clock(0.5, quiet, timing=False)
+    episode.clock(0.25, timed, timing=True)
+    assert quiet == {"compute": {"sampled_tokens": 7, "student_updates": 1}}
+    assert timed["compute"]["wall_seconds"] == 0.75 and timed["step_seconds"] == 0.25
+
+
 def test_jobs_draw_every_seed_in_order():
     episode = _episode(seed=1)
     episode.start_round(TRAIN[:2], 0.25)
@@ -91,10 +101,13 @@ def test_jobs_draw_every_seed_in_order():
     assert all(j.before == 0.25 and j.steps == 10 and j.measure_on == tuple(TRAIN[:2]) for j in jobs)
 
 
-def test_grounded_reward_skips_failed_runs_and_picks_the_lower_median():
-    runs = [InnerRun(r, 0.0, [r]) for r in (0.3, 0.1, 0.2, 0.4)]
-    info = {}
-    reward, median = grounded_reward([*runs, "update went non-finite"], info)
+def test_grounded_reward_skips_failed_runs_picks_the_lower_median_and_counts_usage():
+    used = {"sampled_tokens": 10, "student_updates": 2}
+    runs = [(InnerRun(r, 0.0, [r]), used) for r in (0.3, 0.1, 0.2, 0.4)]
+    episode, info = _episode(), {}
+    reward, median = episode.grounded_reward([*runs, ("update went non-finite", used)], info)
     assert reward == pytest.approx(0.25) and median.reward == 0.2
-    assert info["nonfinite_runs"] == ["update went non-finite"] and info["run_rewards"] == [0.3, 0.1, 0.2, 0.4]
-    assert grounded_reward(["diverged"], {}) == (None, None)
+    assert info["nonfinite_runs"] == ["update went non-finite"]
+    assert info["run_rewards"] == [0.3, 0.1, 0.2, 0.4]
+    assert episode.usage == {"sampled_tokens": 50, "student_updates": 10}  # the failed run's too
+    assert episode.grounded_reward([("diverged", used)], {}) == (None, None)
