@@ -7,7 +7,7 @@ the ``NonFiniteUpdate`` message) per job, in job order. Results therefore never 
 scheduling: the ``process`` executor gives what ``serial`` gives, bit for bit (tested).
 
 - ``serial``: the env's own lab, in this process.
-- ``process``: ``num_workers`` local processes (spawned: ``SPAWN_NEEDS``), one torch thread
+- ``process``: ``num_workers`` local processes (spawned: ``soar_env.machine.SPAWN_NEEDS``), one torch thread
   each, each with its own copy of the student (loaded once from the same folder). The
   baseline reaches them when it changes (a promotion), as a safetensors file they load once.
 - ``lockstep``: all the jobs in this process as one stacked model (``soar_env.lockstep``):
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
@@ -41,7 +40,7 @@ from typing import Any
 
 from soar_env.config import RLOOConfig
 from soar_env.lab import InnerRun, StudentLab
-from soar_env.machine import Machine
+from soar_env.machine import SPAWN_NEEDS, Machine, main_script_error
 from soar_env.problems import Problem
 from soar_env.rl import NonFiniteUpdate
 
@@ -203,24 +202,6 @@ def _run_in_worker(job: InnerJob, baseline_file: str | None, version: int, refer
 def _run_stack_in_worker(jobs: list[InnerJob], baseline_file: str | None, version: int,
                          reference: str) -> list[Done]:
     return LockstepExecutor(_worker_lab(baseline_file, version, reference)).run(jobs)
-
-
-SPAWN_NEEDS = ("worker processes start by spawn, which runs the main script again in each: it needs "
-               "a script file with its work under `if __name__ == '__main__':` (or use executor='serial', "
-               "or 'lockstep' without num_workers)")
-
-
-def main_script_error() -> str | None:
-    """Why spawned workers could not run this process's main script again, or None."""
-    import multiprocessing.process
-
-    main = sys.modules.get("__main__")
-    if getattr(getattr(main, "__spec__", None), "name", None):  # ``python -m``: imported by name
-        return None
-    path = getattr(main, "__file__", None)  # none: interactive, ``python -c``, notebooks
-    if path is None or os.path.isfile(os.path.join(multiprocessing.process.ORIGINAL_DIR or "", path)):
-        return None
-    return f"the main script {path!r} is not a file (a script read from stdin?)"
 
 
 class ProcessExecutor:

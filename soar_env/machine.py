@@ -15,6 +15,8 @@ device decided (``place``).
 
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,23 @@ if TYPE_CHECKING:
 
 EXECUTORS = ("auto", "serial", "lockstep", "process", "ray")
 BACKENDS = ("hf", "vllm")
+
+SPAWN_NEEDS = ("worker processes start by spawn, which runs the main script again in each: it needs "
+               "a script file with its work under `if __name__ == '__main__':` (or use executor='serial', "
+               "or 'lockstep' without num_workers)")
+
+
+def main_script_error() -> str | None:
+    """Why spawned workers could not run this process's main script again, or None."""
+    import multiprocessing.process
+
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None):  # ``python -m``: imported by name
+        return None
+    path = getattr(main, "__file__", None)  # none: interactive, ``python -c``, notebooks
+    if path is None or os.path.isfile(os.path.join(multiprocessing.process.ORIGINAL_DIR or "", path)):
+        return None
+    return f"the main script {path!r} is not a file (a script read from stdin?)"
 
 
 @dataclass(frozen=True)

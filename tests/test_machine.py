@@ -100,9 +100,32 @@ def test_a_script_on_stdin_gets_what_spawn_needs_in_one_line(machine):
 
 
 def test_spawn_can_run_a_script_file_a_command_and_a_module_again(tmp_path):
-    check = "from soar_env.executors import main_script_error\nprint(main_script_error())\n"
+    check = "from soar_env.machine import main_script_error\nprint(main_script_error())\n"
     (tmp_path / "script.py").write_text(check)
     assert _run("", str(tmp_path / "script.py")).stdout.strip() == "None"
     assert _run("", "-c", check).stdout.strip() == "None"
     assert _run("", "-m", "script", cwd=tmp_path).stdout.strip() == "None"
     assert "is not a file" in _run(check, "-").stdout
+
+
+UNGUARDED_SCRIPT = """
+import gymnasium as gym
+import soar_env
+from soar_env.embedded import good_stones
+env = gym.make("SOAR-Tiny-v1", executor="process", num_workers=1, dataset_size=8, inner_steps=2,
+               reward_questions=16, group_size=2)
+env.reset(seed=0)
+env.step(good_stones(8, seed=0))
+"""
+
+
+@pytest.mark.slow
+def test_a_script_file_without_the_main_guard_gets_spawns_needs_when_its_worker_dies(tmp_path):
+    # The worker runs the script again, whose step starts a process while it is still
+    # starting up: the worker dies, and the owner says why in one line.
+    (tmp_path / "unguarded.py").write_text(UNGUARDED_SCRIPT)
+    result = _run("", str(tmp_path / "unguarded.py"))
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("RuntimeError: A worker process of executor='process' died")
+    assert "if __name__ == '__main__':" in last
