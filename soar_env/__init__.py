@@ -9,6 +9,8 @@ transformers load only when an environment or a student is built.
     True
 """
 
+import warnings
+
 from gymnasium.envs.registration import register
 
 __version__ = "0.4.0"
@@ -17,6 +19,11 @@ DEFAULT_ENV = "SOAR-Tiny-v1"
 """The embedded default of the CLI, the bench and the examples: the tiny id with an off-target
 region, where an intrinsic reward has something to fail on. Neither tiny id reproduced the
 paper's ordering (docs/results.md); v1 is the one that can test it. v0 stays as it was."""
+
+# The tiny versions are different domains side by side, not one domain's revisions: v1 is the
+# default and v2 is on trial, so gymnasium's "out of date, consider upgrading to v2" would mislead.
+warnings.filterwarnings("ignore", message=r".*The environment SOAR-Tiny-v[01] is out of date",
+                        category=DeprecationWarning)
 
 # One flat list with string entry points, as in gymnasium/envs/__init__.py: imports stay lazy.
 register(id="SOAR-Tiny-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny"})

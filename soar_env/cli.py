@@ -18,7 +18,7 @@ from soar_env import DEFAULT_ENV
 
 
 def _stones(args: argparse.Namespace) -> int:
-    from soar_env.stepping_stones import (
+    from soar_env.experiments.stepping_stones import (
         SteppingStoneConfig,
         markdown_report,
         plot,

@@ -7,22 +7,22 @@ tests: a good stepping-stone set, a deliberately narrow set, and hard-set candid
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
-from soar_env.domains.chain import GOOD_LENGTHS, HARD_LENGTHS, ChainDomain
+from soar_env.domains.chain import GOOD_LENGTHS, HARD_LENGTHS
+from soar_env.domains.chain_variants import (  # noqa: F401 (the embedded default's names, re-exported)
+    CHAIN_VARIANTS,
+    TINY_CHAIN_PATH,
+    TINY_CHAIN_V1_PATH,
+    TINY_CHAIN_V2_PATH,
+    tiny_domain,
+    variant_domain,
+    variant_model_path,
+)
 from soar_env.problems import Problem
-
-TINY_CHAIN_PATH = Path(__file__).parent / "assets" / "tiny-chain"
-"""Folder of the shipped tiny model (config.json, model.safetensors, tokenizer files)."""
 
 NARROW_SKILLS = ("+",)
 """The narrow set drills one skill only: it sharpens ``+`` and leaves ``-`` and ``*``."""
-
-
-def tiny_domain() -> ChainDomain:
-    """The domain the shipped model was pretrained on."""
-    return ChainDomain(default_student=str(TINY_CHAIN_PATH))
 
 
 def load_tiny_student(path: str | Path | None = None, device: str | None = None):
@@ -48,38 +48,6 @@ def narrow_stones(n: int, seed: int) -> list[Problem]:
 
 def hard_candidates(n: int, seed: int) -> list[Problem]:
     return tiny_domain().problems(n, HARD_LENGTHS, seed=seed)
-
-
-# ---- SOAR-Tiny-v1: the same machinery plus an off-target family (min, max, xor) ----------
-TINY_CHAIN_V1_PATH = Path(__file__).parent / "assets" / "tiny-chain-v1"
-"""Folder of the v1 model (``chain_pretrain --variant v1``): v0's recipe, larger alphabet."""
-
-TINY_CHAIN_V2_PATH = Path(__file__).parent / "assets" / "tiny-chain-v2"
-"""Folder of the v2 model (``chain_pretrain --variant v2``): keys, traps, v2's corpus."""
-
-CHAIN_VARIANTS = ("v0", "v1", "v2")
-"""Values of ``SoarConfig.chain_variant``."""
-
-
-def variant_domain(variant: str = "v0") -> ChainDomain:
-    """The chain domain of a variant: v0's (``tiny_domain``), v1's (off-target family) or
-    v2's (keys and traps, ``soar_env.domains.chain_v2``)."""
-    from soar_env.domains.chain import v1_domain
-    from soar_env.domains.chain_v2 import v2_domain
-
-    if variant not in CHAIN_VARIANTS:
-        raise ValueError(f"chain_variant expects one of {CHAIN_VARIANTS}, actual {variant!r}")
-    if variant == "v0":
-        return tiny_domain()
-    if variant == "v2":
-        return replace(v2_domain(), default_student=str(TINY_CHAIN_V2_PATH))
-    return replace(v1_domain(), default_student=str(TINY_CHAIN_V1_PATH))
-
-
-def variant_model_path(variant: str = "v0") -> Path:
-    """The shipped model folder of a variant."""
-    variant_domain(variant)  # validates the name
-    return {"v0": TINY_CHAIN_PATH, "v1": TINY_CHAIN_V1_PATH, "v2": TINY_CHAIN_V2_PATH}[variant]
 
 
 def off_target_stones(n: int, seed: int) -> list[Problem]:

@@ -24,6 +24,12 @@ def learnability(p: float, successes: int, samples: int) -> float:
     return 0.0 if successes == 0 else 1.0 - p
 
 
+def learnability_expected(p: float, samples: int = 8) -> float:
+    """Expected ``learnability`` (0 if none of ``samples`` succeed, else 1 - p_hat) of a
+    question the student solves with probability p: (1 - p) - (1 - p)^samples."""
+    return (1.0 - p) - (1.0 - p) ** samples
+
+
 def rzero(p: float, successes: int, samples: int) -> float:
     """R-Zero's uncertainty reward max(0, 1 - 2|p - 1/2|), before its repetition penalty.
 

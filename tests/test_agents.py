@@ -6,6 +6,7 @@ import math
 import gymnasium as gym
 import pytest
 import torch
+from conftest import ROUND, TEACHER_RL
 
 import soar_env  # noqa: F401
 from soar_agents import TEACHERS, make_teacher, make_teacher_env, train_teacher
@@ -19,17 +20,7 @@ from soar_env.domains.math import MathDomain
 from soar_env.embedded import TINY_CHAIN_PATH, tiny_domain
 from soar_env.rl import RLOOConfig
 
-SMALL = dict(
-    dataset_size=8,
-    group_size=2,
-    inner_runs=1,
-    inner_steps=2,
-    reward_questions=16,
-    intrinsic_samples=4,
-    rl=RLOOConfig(
-        questions_per_step=4, samples_per_question=4, learning_rate=1e-4, kl_coef=0.0, max_new_tokens=40
-    ),
-)
+SMALL = {**ROUND, "inner_runs": 1, "intrinsic_samples": 4, "rl": RLOOConfig(**TEACHER_RL)}
 
 
 def small_env(teacher, **extra):
@@ -166,21 +157,26 @@ def test_a_teacher_that_cannot_write_gets_a_clear_error():
         train_teacher(teacher, env, rounds=1, progress=False)
 
 
+class FirstSampleMalformed(SoarTeacher):
+    """A teacher whose first sample of each batch counts as malformed (its text kept)."""
+
+    def problems_from_texts(self, texts):
+        self.malformed = texts[0]
+        return ["pretend it is malformed", *super().problems_from_texts(texts[1:])]
+
+
 def test_malformed_samples_are_pushed_down():
-    teacher = SoarTeacher(SoarTeacherConfig.tiny(max_new_tokens=None))
+    teacher = FirstSampleMalformed(SoarTeacherConfig.tiny(max_new_tokens=None))
     env = small_env(teacher)
     env.reset(seed=0)
     teacher.setup(env.unwrapped, seed=0)
-    obs = {"prompt": env.unwrapped.domain.teacher_prompt}
-    teacher.propose(obs, 2)
-    # Pretend the first row was malformed: with the penalty it joins the update.
-    ids, _, _ = teacher._last["rows"][0]
-    teacher._last["rows"][0] = (ids, False, -1)
+    teacher.propose({"prompt": env.unwrapped.domain.teacher_prompt}, 2)
     prompt = teacher.policy.encode_prompts([teacher.prompt])
-    mask = torch.ones(1, len(ids), dtype=torch.long)
-    before = teacher.policy.token_logprobs(*prompt, ids[None], mask).sum().item()
-    teacher.learn([1.0, 1.0], [{}, {}])  # equal rewards: only the malformed row has an advantage
-    after = teacher.policy.token_logprobs(*prompt, ids[None], mask).sum().item()
+    sample = teacher.policy.encode_completions([teacher.malformed])
+    before = teacher.policy.token_logprobs(*prompt, *sample).sum().item()
+    # Equal rewards: no dataset has an advantage, so only the malformed rows are updated.
+    assert teacher.learn([1.0, 1.0], [{}, {}])["updated"] == 1.0
+    after = teacher.policy.token_logprobs(*prompt, *sample).sum().item()
     assert after < before
 
 

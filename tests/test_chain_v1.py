@@ -6,6 +6,7 @@ import random
 import gymnasium as gym
 import pytest
 import torch
+from conftest import FAST
 
 import soar_env  # noqa: F401  (registers the ids)
 from soar_env import embedded
@@ -19,8 +20,6 @@ from soar_env.domains.chain import (
     v1_domain,
 )
 
-FAST = dict(hard_candidates=32, hard_k=16, reward_questions=16, dataset_size=8, inner_steps=2,
-            rounds=2, group_size=2)
 V0_WEIGHTS_SHA256 = "7328916ee407134256c35a8948890aade97574a5bd9b1bc55d43b90a08bdf57c"
 
 

@@ -6,14 +6,12 @@ from collections import Counter
 import gymnasium as gym
 import pytest
 import torch
+from conftest import FAST
 
 import soar_env  # noqa: F401  (registers the ids)
 from soar_env import embedded
 from soar_env.domains.chain import ChainDomain, apply_op
 from soar_env.domains.chain_v2 import KEYS, MAPS, TRAPS, ChainV2Domain, v2_domain
-
-FAST = dict(hard_candidates=32, hard_k=16, reward_questions=16, dataset_size=8, inner_steps=2,
-            rounds=2, group_size=2)
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,12 @@
 import gymnasium as gym
 import pytest
 import torch
+from conftest import ROUND
 
 import soar_env  # noqa: F401
 from soar_env.context import TeacherContext
 
-SMALL = dict(dataset_size=8, group_size=2, inner_steps=1, reward_questions=8)
+SMALL = {**ROUND, "inner_steps": 1, "reward_questions": 8}
 
 
 def test_the_context_holds_what_a_teacher_needs_and_a_private_copy_of_the_base_model():

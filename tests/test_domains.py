@@ -7,7 +7,7 @@ import gymnasium as gym
 import pytest
 
 import soar_env  # noqa: F401
-from soar_env.domains.base import make_domain, register_domain, registered_domains
+from soar_env.domains import make_domain, register_domain, registered_domains
 from soar_env.embedded import TINY_CHAIN_PATH
 from soar_env.problems import Problem, ascii_error
 
@@ -135,3 +135,9 @@ def test_a_domain_made_by_name_keeps_the_name_in_the_config():
     env = gym.make("SOAR-Tiny-v1", **SMALL)
     assert env.unwrapped.config.domain == "chain" and env.unwrapped.domain.name == "chain-v1"
     env.close()
+
+
+def test_the_built_in_domains_are_named_without_importing_them(fresh_python):
+    code = ("import sys; from soar_env.domains import registered_domains; print(*registered_domains()); "
+            "print(*sorted(m for m in sys.modules if m.startswith('soar_env.domains.')))")
+    assert fresh_python(code).splitlines() == ["chain math reasoning-gym", "soar_env.domains.base"]

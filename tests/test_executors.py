@@ -8,12 +8,12 @@ distribution: ``benchmarks/equivalence.py``).
 
 import gymnasium as gym
 import pytest
+from conftest import ROUND
 
 import soar_env  # noqa: F401
 
 # Three inner runs, promotion every round (the median run's weights reach the workers).
-SETTINGS = dict(dataset_size=8, group_size=2, inner_steps=2, reward_questions=16, inner_runs=3,
-                tau=-1.0, ma_window=1)
+SETTINGS = {**ROUND, "inner_runs": 3, "tau": -1.0, "ma_window": 1}
 
 
 def _actions(env, rounds):

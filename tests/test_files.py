@@ -183,7 +183,7 @@ def test_every_user_of_the_cache_folder_asks_cache_dir(tmp_path, monkeypatch):
 
 
 # ---- a write the system refuses: one error that names the file, nothing left of it ----------
-# (a real full filesystem: tests/test_run_lock.py)
+# (a real full filesystem: tests/test_runlock.py)
 def _to_a_full_disk(tmp: Path) -> None:
     import errno
 

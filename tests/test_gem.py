@@ -1,6 +1,7 @@
 """GEM: `gem.make("soar:SOAR-Tiny-v1")` speaks text, and its episodes are the env's."""
 
 import pytest
+from conftest import FAST
 
 # `gem` on PyPI is another library: the GEM of gem-llm has this module.
 pytest.importorskip("gem.envs.registration")
@@ -11,8 +12,7 @@ from soar_env.embedded import variant_domain  # noqa: E402
 from soar_env.integrations.gem import GEM_IDS  # noqa: E402
 from soar_env.integrations.prompts import dataset_text  # noqa: E402
 
-FAST = dict(hard_candidates=32, hard_k=16, reward_questions=16, dataset_size=8, inner_steps=2,
-            group_size=2, rounds=1)
+ONE_ROUND = {**FAST, "rounds": 1}
 
 
 def test_every_soar_id_is_registered():
@@ -22,7 +22,7 @@ def test_every_soar_id_is_registered():
 
 
 def test_reset_step_round_trip_with_string_actions():
-    env = gem.make("soar:SOAR-Tiny-v1", **FAST)
+    env = gem.make("soar:SOAR-Tiny-v1", **ONE_ROUND)
     prompt, info = env.reset(seed=0)
     assert isinstance(prompt, str) and "<question>" in prompt and "hard_set" in info
     good = dataset_text(variant_domain("v1").problems(8, range(4, 7), seed=1))
@@ -41,7 +41,7 @@ def test_reset_step_round_trip_with_string_actions():
 
 
 def test_vector_envs_of_gem():
-    envs = gem.make_vec(["soar:SOAR-Tiny-v1"] * 2, seed=3, **FAST)
+    envs = gem.make_vec(["soar:SOAR-Tiny-v1"] * 2, seed=3, **ONE_ROUND)
     prompts, _ = envs.reset()
     actions = [env.sample_random_action() for env in envs.envs]
     _, rewards, _, _, infos = envs.step(actions)

@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import FAST
 
 import soar_env  # noqa: F401  (registers the ids)
 from soar_env import embedded
@@ -19,7 +20,7 @@ from soar_env.problems import (
 
 MB = 1 << 20
 # Small enough for CI, as in test_env.py; inner_steps=1 keeps a training step short.
-SMALL = dict(hard_candidates=32, hard_k=16, reward_questions=8, inner_steps=1, rounds=2, group_size=2)
+SMALL = {**FAST, "reward_questions": 8, "inner_steps": 1}
 
 
 def _raw(problems):
@@ -166,7 +167,7 @@ def test_math_rules_are_the_same_for_list_and_raw_actions():
 
 # ---- the env: nothing a teacher writes crashes or hangs a step -------------------------------
 def test_a_megabyte_of_raw_text_is_a_bounded_step():
-    env = gym.make("SOAR-Tiny-v0", dataset_size=8, **SMALL)
+    env = gym.make("SOAR-Tiny-v0", **SMALL)
     env.reset(seed=0)
     good = embedded.good_stones(8, seed=0)
     _, reward, _, _, info = env.step("<question>" * (MB // 10))
@@ -178,7 +179,7 @@ def test_a_megabyte_of_raw_text_is_a_bounded_step():
 
 
 def test_a_hostile_64_problem_list_action_trains_on_its_valid_problems():
-    env = gym.make("SOAR-Tiny-v0", dataset_size=64, **SMALL)
+    env = gym.make("SOAR-Tiny-v0", **{**SMALL, "dataset_size": 64})
     env.reset(seed=0)
     good = embedded.good_stones(16, seed=0)
     junk = ["3 × 4", "π ≤ 4", "∑ αβγ", "\U0001f600", "x" * 10_000, "\x00\x1b", good[0].question]

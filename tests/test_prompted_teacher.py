@@ -3,20 +3,19 @@
 import gymnasium as gym
 import pytest
 import torch
-from conftest import build_chat_llama
+from conftest import FAST, build_chat_llama
 
 from soar_agents import make_teacher, train_teacher
 from soar_agents.app.cli import parse_settings
 from soar_agents.teachers.soar_teacher import TeacherCannotWrite
 from soar_env.embedded import TINY_CHAIN_V1_PATH
 
-FAST = dict(hard_candidates=32, hard_k=16, reward_questions=16, dataset_size=8, inner_steps=2,
-            group_size=2, rounds=1)
+ONE_ROUND = {**FAST, "rounds": 1}
 
 
 @pytest.fixture(scope="module")
 def env():
-    env = gym.make("SOAR-Tiny-v1", **FAST)
+    env = gym.make("SOAR-Tiny-v1", **ONE_ROUND)
     env.reset(seed=0)
     yield env
     env.close()

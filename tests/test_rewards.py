@@ -4,7 +4,13 @@ import math
 
 import pytest
 
-from soar_env.rewards import INTRINSIC, intrinsic_reward, repetition_penalties
+from soar_env.rewards import (
+    INTRINSIC,
+    intrinsic_reward,
+    learnability,
+    learnability_expected,
+    repetition_penalties,
+)
 
 S = 8  # samples per question
 COUNTS = (0, 1, 2, 4, 6, 8)
@@ -53,3 +59,10 @@ def test_intrinsic_reward_rejects_bad_input():
         intrinsic_reward("grounded", [1], S)
     with pytest.raises(ValueError, match="at least one"):
         intrinsic_reward("sqlm", [], S)
+
+
+def test_expected_learnability_matches_the_reward_over_sample_counts():
+    for p in (0.0, 0.1, 0.5, 0.9, 1.0):
+        exact = sum(math.comb(S, c) * p**c * (1 - p) ** (S - c) * learnability(c / S, c, S)
+                    for c in range(S + 1))
+        assert abs(learnability_expected(p, S) - exact) < 1e-12

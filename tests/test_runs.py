@@ -1,7 +1,6 @@
 """The evaluation protocol, `soar-env train` killed mid-run then resumed, and run folders
 that cannot hurt whoever resumes or evaluates them (shared, damaged or mismatched)."""
 
-import csv
 import itertools
 import json
 import math
@@ -16,11 +15,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROUND, as_settings
 
 from soar_env import DEFAULT_ENV
 from soar_env.evaluation import EvalConfig, EvalResult, pass_at_k
-
-SMALL = ["dataset_size=8", "group_size=2", "inner_steps=2", "reward_questions=16"]
 
 
 def brute_pass_at_k(n, c, k):
@@ -73,39 +71,11 @@ def test_eval_summary_interval():
     assert s["ci95"] == pytest.approx(4.302653 * 0.1 / math.sqrt(3))  # t quantile, 2 degrees of freedom
 
 
-def _as_in_a_terminal() -> None:
-    """Ctrl-C as a user's terminal delivers it: a test suite started in the background (``cmd &``)
-    inherits an ignored SIGINT, and Python then never raises KeyboardInterrupt."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-class Run:
-    """`soar-env train` in a subprocess (1 thread: both runs do the same arithmetic)."""
-
-    def __init__(self, out: Path, *extra: str):
-        cmd = [sys.executable, "-m", "soar_agents", "train", "--rounds", "4", "--seed", "1",
-               "--eval-seeds", "0", "--out", str(out), "--set", *SMALL, *extra]
-        self.log = out.parent / f"{out.name}-{len(list(out.parent.glob(out.name + '-*.log')))}.log"
-        with self.log.open("w") as f:  # a file, not a pipe: a full pipe would block the child
-            self.proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                                         stdout=f, stderr=subprocess.STDOUT, preexec_fn=_as_in_a_terminal)
-
-    def wait(self, timeout: float = 600) -> int:
-        return self.proc.wait(timeout=timeout)
-
-    def output(self) -> str:
-        return self.log.read_text()[-2000:]
-
-
-def _rewards(out: Path) -> list[str]:
-    return [row["charts/reward_mean"] for row in csv.DictReader((out / "rounds.csv").open())]
-
-
 @pytest.mark.slow
-def test_train_killed_mid_run_resumes_to_the_same_rewards(tmp_path):
-    whole = Run(tmp_path / "whole")
+def test_train_killed_mid_run_resumes_to_the_same_rewards(tmp_path, train_process, rewards_of):
+    whole = train_process(tmp_path / "whole")
     assert whole.wait() == 0, whole.output()
-    killed = Run(tmp_path / "cut")
+    killed = train_process(tmp_path / "cut")
     deadline = time.time() + 600
     while time.time() < deadline:  # kill it once two rounds are logged, in the middle of the run
         path = tmp_path / "cut" / "rounds.csv"
@@ -115,15 +85,15 @@ def test_train_killed_mid_run_resumes_to_the_same_rewards(tmp_path):
         time.sleep(0.05)
     killed.proc.send_signal(signal.SIGKILL)
     killed.wait()
-    done = len(_rewards(tmp_path / "cut"))
+    done = len(rewards_of(tmp_path / "cut"))
     assert 2 <= done < 4, "the run must be cut mid-way for this test to mean anything"
-    kept = _rewards(tmp_path / "cut")
-    resumed = Run(tmp_path / "cut", "--resume")
+    kept = rewards_of(tmp_path / "cut")
+    resumed = train_process(tmp_path / "cut", "--resume")
     assert resumed.wait() == 0, resumed.output()
-    assert _rewards(tmp_path / "cut")[:done] == kept  # finished rounds kept
-    assert _rewards(tmp_path / "cut") == _rewards(tmp_path / "whole")  # and the rest is the same run
+    assert rewards_of(tmp_path / "cut")[:done] == kept  # finished rounds kept
+    assert rewards_of(tmp_path / "cut") == rewards_of(tmp_path / "whole")  # and the rest is the same run
     # Starting over into a folder that holds a run is refused.
-    again = Run(tmp_path / "cut")
+    again = train_process(tmp_path / "cut")
     assert again.wait() != 0 and "--resume" in again.output()
 
 
@@ -140,8 +110,8 @@ def test_diversity_measures():
 @pytest.mark.slow
 def test_bench_writes_a_leaderboard(tmp_path):
     cmd = [sys.executable, "-m", "soar_agents", "bench", "--teachers", "random", "learnability",
-           "--seeds", "2", "--rounds", "2", "--eval-steps", "2", "--out", str(tmp_path), "--set", *SMALL,
-           "teacher.answers=teacher"]
+           "--seeds", "2", "--rounds", "2", "--eval-steps", "2", "--out", str(tmp_path),
+           "--set", *as_settings(ROUND), "teacher.answers=teacher"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=900,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -180,8 +150,7 @@ def test_bench_writes_a_leaderboard(tmp_path):
 # ---- run folders that cannot hurt the user --------------------------------------------------
 # A real 2-round run of the tiny model, promoting every round (tau=-1, window 1) so that
 # promoted students are in the folder too; each test damages a copy, then resumes it.
-FOLDER_SETTINGS = {"dataset_size": 8, "group_size": 2, "inner_steps": 2, "reward_questions": 16,
-                   "tau": -1.0, "ma_window": 1}
+FOLDER_SETTINGS = {**ROUND, "tau": -1.0, "ma_window": 1}
 
 
 @pytest.fixture(scope="module")

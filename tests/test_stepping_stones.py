@@ -1,4 +1,4 @@
-"""The stepping-stone experiment (the current main job) at a tiny budget."""
+"""The stepping-stone experiment (``soar_env.experiments.stepping_stones``) at a tiny budget."""
 
 import json
 
@@ -44,14 +44,3 @@ def test_stones_v1_adds_the_off_target_condition(tmp_path):
     assert "off_target_rl_below_quarter_of_good" in summary["acceptance"]
     assert "short off-target chains" in (out / "report.md").read_text()
 
-
-def test_expected_learnability_matches_the_reward_over_sample_counts():
-    from math import comb
-
-    from soar_env.rewards import learnability
-    from soar_env.stepping_stones import learnability_expected
-
-    for p in (0.0, 0.1, 0.5, 0.9, 1.0):
-        exact = sum(comb(8, c) * p**c * (1 - p) ** (8 - c) * learnability(c / 8, c, 8)
-                    for c in range(9))
-        assert abs(learnability_expected(p, 8) - exact) < 1e-12

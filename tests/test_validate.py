@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import pytest
+from conftest import as_settings
 
 import soar_env  # noqa: F401  (registers the ids)
 from soar_agents.app import validate, validity_report
@@ -112,7 +113,7 @@ class OracleIsBaseT(ChainDomain):
 
 def test_an_env_whose_oracle_is_base_t_fails_p1(tmp_path, capsys):
     register_domain("oracle-is-base-t", lambda config: OracleIsBaseT(default_student=str(TINY_CHAIN_PATH)))
-    settings = [f"{k}={v}" for k, v in SMALL.items()] + ["domain=oracle-is-base-t"]
+    settings = as_settings(SMALL) + ["domain=oracle-is-base-t"]
     code = main(["validate", "--env", "SOAR-Tiny-v0", "--seeds", "2", "--questions", "8", "--pool", str(POOL),
                  "--eval-steps", "3", "--noise-rounds", "1", "--out", str(tmp_path), "--set", *settings])
     assert code == 1  # a criterion failed
@@ -152,7 +153,7 @@ def test_a_killed_validate_goes_on_from_the_next_seed(tmp_path, monkeypatch, cap
     trains only seed 1 and reports seed 0's figures as they were."""
     args = ["validate", "--env", "SOAR-Tiny-v0", "--seeds", "2", "--questions", "8", "--pool", str(POOL),
             "--eval-steps", "2", "--noise-rounds", "1", "--out", str(tmp_path),
-            "--set", *[f"{k}={v}" for k, v in SMALL.items()]]
+            "--set", *as_settings(SMALL)]
     real, trained = validate.evaluate_curricula, []
 
     def stopped_in_seed_1(env, curricula, seeds, *rest):

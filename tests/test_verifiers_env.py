@@ -5,6 +5,7 @@ import math
 
 import gymnasium as gym
 import pytest
+from conftest import FAST
 
 vf = pytest.importorskip("verifiers.v1")
 
@@ -17,8 +18,7 @@ from soar_env.integrations.verifiers import (  # noqa: E402
     score_reply,
 )
 
-SETTINGS = dict(hard_candidates=32, hard_k=16, reward_questions=16, dataset_size=8, inner_steps=2,
-                group_size=2, rounds=1)
+SETTINGS = {**FAST, "rounds": 1}
 
 
 def test_load_environment_is_a_single_turn_verifiers_env():

@@ -370,6 +370,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_model_bars() -> None:
+    """transformers' own bars ("Loading weights", "Writing model shards") interleave with ours:
+    off in this command, and in the worker processes it starts (they inherit the variable)."""
+    if "HF_HUB_DISABLE_PROGRESS_BARS" not in os.environ:  # a user's own choice stands
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        from transformers.utils import logging
+
+        logging.disable_progress_bar()  # in case transformers was imported already
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -382,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("train", "bench", "validate"):
             teacher = getattr(args, "teacher", "soar")
             args.settings = parse_settings(args.env, teacher, args.set)
+        _quiet_model_bars()
         return args.func(args)
     except KeyboardInterrupt as stop:
         print(f"\n{_stopped(stop)}", file=sys.stderr)

@@ -128,16 +128,10 @@ def _run_rounds(
         meta = {"env": name, "teacher": teacher.name, "seed": seed, "version": soar_env.__version__,
                 "config": json.dumps(asdict(unwrapped.config), default=str, sort_keys=True)}
         logger = RunLogger(run, rows=history, meta=meta, report_to=report_to)
-    bar = tqdm(
-        range(start, rounds),
-        desc=f"{teacher.name} on {name}",
-        disable=not progress,
-        unit="round",
-        initial=start,
-        total=rounds,
-    )
+    bar = tqdm(desc=f"{teacher.name} on {name}", disable=not progress, unit="round", initial=start,
+               total=rounds)
     try:
-        for r in bar:
+        for r in range(start, rounds):
             started = time.perf_counter()
             bar.set_postfix_str("teacher proposing")
             datasets = teacher.propose(obs, unwrapped.config.group_size)
@@ -165,6 +159,7 @@ def _run_rounds(
                 if checkpoint_every and ((r + 1) % checkpoint_every == 0 or last):
                     save_checkpoint(run, r + 1, teacher, unwrapped, history, seed, promoted)
                 logger.log(r, row)
+            bar.update()  # before a last round's break: the bar ends at rounds/rounds
             if truncated:
                 break
         if run is not None and rounds == 0 and not has_checkpoint(run):
@@ -176,6 +171,7 @@ def _run_rounds(
             if promoted:
                 export_student(unwrapped, run / "student_pretrained")
     finally:
+        bar.close()
         if logger is not None:
             logger.close()
     return history

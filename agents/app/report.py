@@ -63,6 +63,13 @@ def print_run_summary(run: Path, history: list[dict[str, Any]], results: dict[st
     if len(promotion_epochs(history)) == 1:
         table.add_row("mean reward, first quarter -> last quarter",
                       f"{np.mean(rewards[:q]):.3g} -> {np.mean(rewards[-q:]):.3g}")
+    band = untrained_band(history)
+    if band is not None:
+        table.add_row("untrained teacher's reward band (round 0's datasets)",
+                      f"{band[0]:.3g} to {band[1]:.3g}")
+        left = round_leaving_band(history, band)
+        table.add_row("3-round mean reward above that band",
+                      f"from round {left}" if left is not None else "never, before the first promotion")
     last = history[-1]
     table.add_row("promotions", f"{last['env/promotions']:.0f}")
     table.add_row("promoted bank (questions)", f"{last['env/bank_size']:.0f}")
@@ -81,6 +88,48 @@ def print_run_summary(run: Path, history: list[dict[str, Any]], results: dict[st
     console.print(table)
     if results:
         console.print(eval_table(results))
+        verdict = against_untrained(results)
+        if verdict:
+            console.print(verdict)
+
+
+def untrained_band(history: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """The lowest and highest reward of round 0's datasets: the teacher has not learned yet,
+    so they are the untrained teacher's (Base-T's), and their spread is its noise band."""
+    first = history[0] if history else {}
+    if "charts/reward_min" not in first or "charts/reward_max" not in first:
+        return None
+    return float(first["charts/reward_min"]), float(first["charts/reward_max"])
+
+
+def round_leaving_band(history: list[dict[str, Any]], band: tuple[float, float],
+                       window: int = 3) -> int | None:
+    """The first round whose trailing ``window``-round mean reward is above ``band``, before the
+    first promotion (a promotion changes the baseline, and with it the reward's scale)."""
+    end = promotion_epochs(history)[0][1]
+    rewards = [row["charts/reward_mean"] for row in history[:end]]
+    for i in range(window, len(rewards) + 1):
+        if np.mean(rewards[i - window:i]) > band[1]:
+            return i - 1
+    return None
+
+
+def against_untrained(results: dict[str, Any]) -> str:
+    """One line per variant: its held-out pass@1 minus Base-T's on the same student seeds."""
+    from .runs import paired_differences
+
+    paired = paired_differences(results["results"])
+    lines = []
+    for variant, d in paired.items():
+        if variant in ("Hard-Only", "base") or "pass@1" not in d:
+            continue
+        p = d["pass@1"]
+        apart = p["ci95"] == p["ci95"] and abs(p["mean"]) > p["ci95"]
+        verdict = ("better than" if p["mean"] > 0 else "worse than") if apart else "not distinguishable from"
+        lines.append(f"{variant} - Base-T, pass@1 on the same {len(d['seeds'])} student seeds: "
+                     f"{format_interval(p)} ({verdict} the untrained teacher; per seed "
+                     f"{', '.join(f'{x:+.3g}' for x in p['per_seed'])})")
+    return "\n".join(lines)
 
 
 def promotion_epochs(history: list[dict[str, Any]]) -> list[tuple[int, int]]:
@@ -109,6 +158,12 @@ def plot_run(history: list[dict[str, Any]], results: dict[str, Any] | None, path
     fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
     rounds = np.arange(len(history))
     axes[0].plot(rounds, [r["charts/reward_mean"] for r in history], marker=".", label="round mean")
+    band = untrained_band(history)
+    if band is not None:
+        end = promotion_epochs(history)[0][1]
+        axes[0].fill_between([0, max(end - 1, 1)], *band, color="grey", alpha=0.25,
+                             label="untrained teacher (round 0's datasets)")
+        axes[0].legend(fontsize=8)
     promoted = [i for i, r in enumerate(history) if r.get("env/promoted")]
     for i in promoted:
         axes[0].axvline(i, color="C2", alpha=0.4, lw=1)

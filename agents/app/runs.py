@@ -170,7 +170,9 @@ def _evaluate_run(run: Path, seeds: list[int], variants: list[str] | None, confi
     promoted = promoted_students(run)
     if variants is None:
         bank = len(env.promoted_bank)
-        variants = [own] + (["PQ"] if bank else []) + (["PQ@128"] if bank > config.teacher_questions else [])
+        # Base-T beside the teacher's own: did training the teacher help? (paired by seed)
+        variants = [own] + (["Base-T"] if own != "Base-T" else [])
+        variants += (["PQ"] if bank else []) + (["PQ@128"] if bank > config.teacher_questions else [])
         variants += ["PS"] if promoted else []
         variants += ["Hard-Only", "base"]
     questions = None
@@ -186,6 +188,8 @@ def _evaluate_run(run: Path, seeds: list[int], variants: list[str] | None, confi
                 questions = sample_questions(agent, env, config.teacher_questions)
                 results["diversity"][variant] = proposal_stats(env.domain, questions)
             curricula[variant] = questions
+        elif variant == "Base-T":
+            curricula[variant] = untrained_questions(env, config.teacher_questions, spec["seed"])
         elif variant == "PQ":
             curricula[variant] = env.promoted_bank.problems
         elif variant == "PQ@128":  # the last promoted questions, as many as a teacher's sample
@@ -201,7 +205,8 @@ def _evaluate_run(run: Path, seeds: list[int], variants: list[str] | None, confi
             continue
         else:
             raise ValueError(
-                f"Expects a variant in {[own, 'PQ', 'PQ@128', 'PS', 'Hard-Only', 'base']}, actual {variant!r}"
+                f"Expects a variant in {[own, 'Base-T', 'PQ', 'PQ@128', 'PS', 'Hard-Only', 'base']}, "
+                f"actual {variant!r}"
             )
         todos[variant] = todo
     # Fresh students train together where their seeds agree (evaluate_curricula).
@@ -240,6 +245,19 @@ def sample_questions(agent: Any, env: Any, count: int) -> list:
     """``count`` problems proposed by the trained teacher (whole datasets, then cut)."""
     datasets = agent.propose(env.observation(), math.ceil(count / env.config.dataset_size))
     return [p for d in datasets for p in d][:count]
+
+
+def untrained_questions(env: Any, count: int, seed: int) -> list:
+    """``count`` questions from the untrained teacher (Base-T, teacher seed ``seed``), answered
+    as the teacher answers them by default (the domain's solver where there is one)."""
+    teacher = make_teacher("base")
+    keep = env.lab.snapshot()
+    try:
+        env.lab.load(env.lab.base)
+        teacher.setup(env.teacher_context(), seed)
+        return sample_questions(teacher, env, count)
+    finally:
+        env.lab.load(keep)
 
 
 def best_promoted_student(env: Any, promoted: list[Path], seeds: list[int], config: EvalConfig) -> EvalResult:

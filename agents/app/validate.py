@@ -28,11 +28,10 @@ import numpy as np
 import soar_env
 from soar_env.evaluation import EvalConfig, base_pass_at_k, evaluate_curricula
 from soar_env.problems import Problem
-from soar_env.stepping_stones import learnability_expected
+from soar_env.rewards import learnability_expected
 
-from .. import make_teacher
 from .checkpoints import write_json
-from .runs import sample_questions
+from .runs import untrained_questions as untrained_teacher_pool
 
 PARTIAL_FRACTIONS = (0.25, 0.5, 0.75)
 """Partial oracles trained besides the oracle itself (the 100% row)."""
@@ -67,15 +66,6 @@ def make_env(env_id: str, settings: dict[str, Any]):
     env = gym.make(env_id, **{"tau": float("inf"), "group_size": 4, **settings}).unwrapped
     env.reset(seed=0)  # builds the hard set (or reads it)
     return env
-
-
-def untrained_teacher_pool(env: Any, count: int, seed: int) -> list[Problem]:
-    """``count`` questions from the untrained teacher (teacher seed ``seed``), answered as
-    the teacher answers them by default (the domain's solver where there is one)."""
-    teacher = make_teacher("base")
-    env.lab.load(env.lab.base)
-    teacher.setup(env.teacher_context(), seed)
-    return sample_questions(teacher, env, count)
 
 
 def learnability(env: Any, problems: list[Problem], seed: int) -> list[float]:
@@ -175,15 +165,22 @@ def grounded_probes(env: Any, pool: list[Problem], options: ValidityOptions) -> 
         out["P6"] = {"stones": [k for k, _ in made], "reward": rewards,
                      "round": [i // g for i in range(len(made))]}
     if refs is not None and refs.oracle is not None:
-        datasets, layout = [], []
-        for j in range(options.noise_rounds):
-            oracle = refs.oracle(n, 7000 + j)
-            base = pool[(j * n) % len(pool):][:n] or pool[:n]
-            datasets += [oracle, oracle, base, base]
-            layout += ["oracle", "oracle", "Base-T", "Base-T"]
-        out["P7"] = {"layout": layout, "reward": step_rewards(env, datasets, seed=7),
-                     "inner_runs": env.config.inner_runs}
+        out["P7"] = noise_probe(env, pool, options.noise_rounds)
     return out
+
+
+def noise_probe(env: Any, pool: list[Problem], rounds: int) -> dict[str, Any]:
+    """P7: ``rounds`` rounds of (oracle, oracle, Base-T, Base-T) datasets stepped through the
+    env; the repeats give one dataset's noise, the pairs the oracle's gap."""
+    refs, n = env.domain.validity, env.config.dataset_size
+    datasets, layout = [], []
+    for j in range(rounds):
+        oracle = refs.oracle(n, 7000 + j)
+        base = pool[(j * n) % len(pool):][:n] or pool[:n]
+        datasets += [oracle, oracle, base, base]
+        layout += ["oracle", "oracle", "Base-T", "Base-T"]
+    return {"layout": layout, "reward": step_rewards(env, datasets, seed=7),
+            "inner_runs": env.config.inner_runs}
 
 
 class SeedLog:

@@ -15,12 +15,14 @@ instead of probing for methods:
   ``soar-env validate`` (docs/domains.md), each piece itself optional.
 
 A new domain needs no edit to the env: pass an object, ``gym.make(id, domain=MyDomain())``,
-or register a factory, ``register_domain("mine", lambda config: MyDomain())`` and
-``gym.make(id, domain="mine")``. ``docs/env.md`` has a complete example.
+or register a factory, ``register_domain("mine", lambda config: MyDomain())`` (importable
+from ``soar_env.domains``) and ``gym.make(id, domain="mine")``. ``docs/env.md`` has a
+complete example.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -155,31 +157,35 @@ class Domain(Protocol):
 
 _MISSING = object()
 DomainFactory = Callable[["SoarConfig"], Domain]
-_REGISTRY: dict[str, DomainFactory] = {}
+_REGISTRY: dict[str, DomainFactory | str] = {}
 
 
-def register_domain(name: str, factory: DomainFactory) -> None:
-    """Name a domain: ``gym.make(id, domain=name)`` then builds it with ``factory(config)``."""
+def register_domain(name: str, factory: DomainFactory | str) -> None:
+    """Name a domain: ``gym.make(id, domain=name)`` then builds it with ``factory(config)``.
+
+    ``factory`` is a callable, or its ``"module:function"`` path, imported when the domain is
+    first built (the built-in domains register so in ``soar_env.domains``: naming one imports
+    none of them).
+    """
     if not isinstance(name, str) or not name:
         raise ValueError(f"register_domain expects a non-empty name, actual {name!r}")
-    if not callable(factory):
-        raise TypeError(f"register_domain expects a factory callable(config) -> Domain, actual {factory!r}")
+    if not (callable(factory) or (isinstance(factory, str) and factory.count(":") == 1)):
+        raise TypeError("register_domain expects a factory callable(config) -> Domain or its "
+                        f"'module:function' path, actual {factory!r}")
     _REGISTRY[name] = factory
 
 
 def registered_domains() -> list[str]:
-    _register_builtins()
     return sorted(_REGISTRY)
 
 
 def make_domain(domain: str | Any, config: SoarConfig) -> Domain:
     """The domain named ``domain`` (built by its factory from ``config``), or ``domain`` itself."""
     if isinstance(domain, str):
-        _register_builtins()
         if domain not in _REGISTRY:
             raise ValueError(f"domain expects a registered name ({', '.join(registered_domains())}) "
                              f"or a Domain object, actual {domain!r}")
-        domain = _REGISTRY[domain](config)
+        domain = _factory(domain)(config)
     missing = [name for name in _required() if getattr(domain, name, _MISSING) is _MISSING]
     if missing:
         raise TypeError(f"{type(domain).__name__} is not a Domain: it lacks {', '.join(missing)} "
@@ -187,34 +193,14 @@ def make_domain(domain: str | Any, config: SoarConfig) -> Domain:
     return domain
 
 
+def _factory(name: str) -> DomainFactory:
+    factory = _REGISTRY[name]
+    if isinstance(factory, str):
+        module, attr = factory.split(":")
+        factory = getattr(importlib.import_module(module), attr)
+    return factory
+
+
 def _required() -> list[str]:
     return [n for n in (*Domain.__annotations__, *(k for k, v in vars(Domain).items() if callable(v)))
             if not n.startswith("_")]
-
-
-def _register_builtins() -> None:
-    if {"chain", "math", "reasoning-gym"} <= set(_REGISTRY):
-        return
-
-    def chain(config: SoarConfig) -> Domain:
-        from soar_env import embedded
-
-        return embedded.variant_domain(config.chain_variant)
-
-    def math(config: SoarConfig) -> Domain:
-        from soar_env.domains.math import MathDomain
-
-        if not config.dataset:  # before any model is loaded: name what is missing at once
-            raise ValueError("The math domain expects dataset= (a MATH-format JSON/JSONL/parquet "
-                             "file, or 'champ'); none was given")
-        return MathDomain(config.dataset)
-
-    def reasoning_gym(config: SoarConfig) -> Domain:
-        # The adapter module registers itself on import (reasoning-gym is an optional extra).
-        from soar_env.domains import reasoning_gym as adapter
-
-        return adapter.domain_from_config(config)
-
-    _REGISTRY.setdefault("chain", chain)
-    _REGISTRY.setdefault("math", math)
-    _REGISTRY.setdefault("reasoning-gym", reasoning_gym)

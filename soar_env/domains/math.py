@@ -10,11 +10,14 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from soar_env.files import cache_dir, write_atomic
 from soar_env.grading import MAX_ANSWER_CHARS, graded_rewards, is_correct_batch, last_boxed, parses_batch
 from soar_env.problems import Problem, parse_paper_sample, strip_boxed, unicode_error
+
+if TYPE_CHECKING:
+    from soar_env.config import SoarConfig
 
 logger = logging.getLogger(__name__)
 
@@ -218,6 +221,14 @@ class MathDomain:
             if not ok:
                 reasons[i] = "answer: Math-Verify cannot parse it"
         return reasons
+
+
+def domain_from_config(config: SoarConfig) -> MathDomain:
+    """The registered ``"math"`` domain: the problems of ``config.dataset``."""
+    if not config.dataset:  # before any model is loaded: name what is missing at once
+        raise ValueError("The math domain expects dataset= (a MATH-format JSON/JSONL/parquet "
+                         "file, or 'champ'); none was given")
+    return MathDomain(config.dataset)
 
 
 def load_olympiadbench(path: str | Path) -> list[Problem]:

@@ -30,7 +30,6 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from soar_env.domains.base import register_domain
 from soar_env.problems import CHARSET, Problem, last_boxed, parse_paper_sample, strip_boxed, unicode_error
 
 if TYPE_CHECKING:
@@ -226,10 +225,8 @@ def _clip(score: Any) -> float:
 
 
 def domain_from_config(config: SoarConfig) -> ReasoningGymDomain:
+    """The registered ``"reasoning-gym"`` domain: task ``config.dataset``, seeded by ``hard_seed``."""
     if not config.dataset:
         raise ValueError("The reasoning-gym domain expects dataset= a reasoning-gym task name, "
                          "e.g. dataset='basic_arithmetic'")
     return ReasoningGymDomain(config.dataset, size=config.hard_candidates, seed=config.hard_seed)
-
-
-register_domain("reasoning-gym", domain_from_config)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_runs import SMALL, Run, _rewards
+from conftest import TrainProcess, round_rewards
 
 ROUNDS = ("--rounds", "3")
 
@@ -28,7 +28,7 @@ ROUNDS = ("--rounds", "3")
 def whole(tmp_path_factory):
     """An uninterrupted run: what every refused, stopped or resumed run must equal."""
     out = tmp_path_factory.mktemp("whole") / "run"
-    run = Run(out, *ROUNDS)
+    run = TrainProcess(out, *ROUNDS)
     assert run.wait() == 0, run.output()
     return out
 
@@ -54,7 +54,7 @@ def _holder(out: Path) -> int | None:
         return None
 
 
-def _wait_for(condition, run: Run, timeout: float = 300) -> None:
+def _wait_for(condition, run: TrainProcess, timeout: float = 300) -> None:
     deadline = time.time() + timeout
     while not condition():
         assert time.time() < deadline and run.proc.poll() is None, run.output()
@@ -69,10 +69,10 @@ def _leftovers(out: Path) -> list[Path]:
 @pytest.mark.slow
 def test_a_second_train_on_one_folder_is_refused_at_once_and_the_folder_is_a_single_runs(whole, tmp_path):
     out = tmp_path / "run"
-    first = Run(out, *ROUNDS)
+    first = TrainProcess(out, *ROUNDS)
     _wait_for(lambda: _holder(out) == first.proc.pid, first)  # the first holds the folder
     started = time.time()
-    second = Run(out, *ROUNDS)
+    second = TrainProcess(out, *ROUNDS)
     assert second.wait(timeout=120) != 0
     seconds = time.time() - started
     assert first.proc.poll() is None, "the second must be refused while the first still trains"
@@ -134,15 +134,15 @@ def test_the_lock_is_reentrant_in_a_process_and_released_by_an_error(tmp_path):
 @pytest.mark.slow
 def test_a_lock_left_by_a_killed_run_does_not_block_its_resume(whole, tmp_path):
     out = tmp_path / "run"
-    killed = Run(out, *ROUNDS)
-    _wait_for(lambda: (out / "rounds.csv").is_file() and len(_rewards(out)) >= 1, killed)
+    killed = TrainProcess(out, *ROUNDS)
+    _wait_for(lambda: (out / "rounds.csv").is_file() and len(round_rewards(out)) >= 1, killed)
     killed.proc.send_signal(signal.SIGKILL)
     killed.wait()
-    assert len(_rewards(out)) < 3, "the run must be cut mid-way for this test to mean anything"
+    assert len(round_rewards(out)) < 3, "the run must be cut mid-way for this test to mean anything"
     assert _holder(out) == killed.proc.pid  # the lock file stays, its lock went with the process
-    resumed = Run(out, *ROUNDS, "--resume")
+    resumed = TrainProcess(out, *ROUNDS, "--resume")
     assert resumed.wait() == 0, resumed.output()
-    assert _rewards(out) == _rewards(whole)
+    assert round_rewards(out) == round_rewards(whole)
 
 
 # ---- SIGTERM -----------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ def test_sigterm_in_the_first_round_exits_143_with_the_resume_command(whole, tmp
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"
-    cut = Run(out, *ROUNDS)
+    cut = TrainProcess(out, *ROUNDS)
     _wait_for(lambda: "env steps" in cut.log.read_text(errors="replace"), cut)  # inside round 1
     cut.proc.send_signal(signal.SIGTERM)
     assert cut.wait(timeout=60) == 143, cut.output()
@@ -163,14 +163,14 @@ def test_sigterm_in_the_first_round_exits_143_with_the_resume_command(whole, tmp
     resumed = subprocess.run([sys.executable, "-m", "soar_agents", *command[1:]], capture_output=True,
                              text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert _rewards(out) == _rewards(whole)
+    assert round_rewards(out) == round_rewards(whole)
     # One TensorBoard event file, holding each round once: exactly the CSV's rows.
     assert [p.name for p in (out / "tensorboard").iterdir()] == ["events.out.tfevents.soar-env"]
     events = EventAccumulator(str(out / "tensorboard"))
     events.Reload()
     logged = events.Scalars("charts/reward_mean")
     assert [e.step for e in logged] == [0, 1, 2]
-    assert [e.value for e in logged] == pytest.approx([float(r) for r in _rewards(whole)], rel=1e-6)
+    assert [e.value for e in logged] == pytest.approx([float(r) for r in round_rewards(whole)], rel=1e-6)
 
 
 # ---- a full disk -------------------------------------------------------------------------------
@@ -185,7 +185,8 @@ def _can_mount_a_tmpfs() -> bool:
 
 
 def _train_args(out: Path) -> list[str]:
-    return ["train", "--rounds", "3", "--seed", "1", "--eval-seeds", "0", "--out", str(out), "--set", *SMALL]
+    return ["train", "--rounds", "3", "--seed", "1", "--eval-seeds", "0", "--out", str(out),
+            "--set", *TrainProcess.SETTINGS]
 
 
 def _on_a_small_tmpfs(whole: Path, tmp_path: Path) -> tuple[int, str, Path]:
@@ -215,7 +216,7 @@ def _on_a_small_tmpfs(whole: Path, tmp_path: Path) -> tuple[int, str, Path]:
     subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "bash", "-c", script],
                    timeout=900, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert (logs / "resume.rc").read_text().strip() == "0", (logs / "resume.log").read_text()[-2000:]
-    assert _rewards(logs / "resumed") == _rewards(whole)  # freed space: the run is the uninterrupted one
+    assert round_rewards(logs / "resumed") == round_rewards(whole)  # freed space: the uninterrupted run
     return int((logs / "full.rc").read_text()), (logs / "full.log").read_text(), logs / "after"
 
 
@@ -247,9 +248,9 @@ def _simulated(whole: Path, tmp_path: Path) -> tuple[int, str, Path]:
                           text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     after = tmp_path / "after"
     subprocess.run(["cp", "-a", str(run), str(after)], check=True)
-    resumed = Run(run, *ROUNDS, "--resume")
+    resumed = TrainProcess(run, *ROUNDS, "--resume")
     assert resumed.wait() == 0, resumed.output()
-    assert _rewards(run) == _rewards(whole)
+    assert round_rewards(run) == round_rewards(whole)
     return full.returncode, full.stdout + full.stderr, after
 
 
@@ -274,7 +275,7 @@ def test_a_full_disk_in_round_2_is_one_line_and_the_resume_is_the_uninterrupted_
     manifest = verify_manifest(after)
     assert manifest["checkpoint"] == "checkpoints/round_1.safetensors"
     assert sorted(p.name for p in (after / "checkpoints").iterdir()) == ["round_1.safetensors"]
-    assert _rewards(after) == _rewards(whole)[:1]
+    assert round_rewards(after) == round_rewards(whole)[:1]
 
 
 # ---- logs ----------------------------------------------------------------------------------------

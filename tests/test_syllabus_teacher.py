@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import FAST
 
 pytest.importorskip("syllabus")
 
@@ -10,9 +11,6 @@ from soar_agents import make_teacher, train_teacher  # noqa: E402
 from soar_agents.teachers.syllabus_teacher import SyllabusTeacher, generator_tasks  # noqa: E402
 from soar_env.context import TeacherContext  # noqa: E402
 from soar_env.embedded import variant_domain  # noqa: E402
-
-FAST = dict(hard_candidates=32, hard_k=16, reward_questions=16, dataset_size=8, inner_steps=2,
-            group_size=2, rounds=2)
 
 
 def _context(variant="v1", group_size=4):

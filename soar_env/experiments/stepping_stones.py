@@ -17,8 +17,7 @@ and the base student's success on short chains (1-3) of both families is measure
 off-target chains must be solved sometimes but not always (what a learnability reward pays
 for), or the off-target region would tempt no intrinsic teacher.
 
-Used by ``benchmarks/stepping_stones.py`` and by ``soar-env stones`` (the main job until
-the environment and teacher land).
+Used by ``benchmarks/stepping_stones.py`` and by ``soar-env stones``.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from soar_env.config import tiny
 from soar_env.hardset import HardSet, build_hard_set
 from soar_env.lab import StudentLab
 from soar_env.problems import Problem
+from soar_env.rewards import learnability_expected
 from soar_env.rl import RLOOConfig
 
 
@@ -72,12 +72,6 @@ SHORT_LENGTHS = range(1, 4)
 def kinds(variant: str) -> tuple[str, ...]:
     """The conditions of a variant's experiment."""
     return ("hard", "good", "narrow") + (("off-target",) if variant == "v1" else ())
-
-
-def learnability_expected(p: float, samples: int = 8) -> float:
-    """Expected learnability reward (0 if none of ``samples`` succeed, else 1 - p_hat) of a
-    question the student solves with probability p: (1 - p) - (1 - p)^samples."""
-    return (1.0 - p) - (1.0 - p) ** samples
 
 
 def _problem_sets(kind: str, hard: HardSet, n: int, seed: int) -> list[Problem]:

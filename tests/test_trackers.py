@@ -7,11 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from conftest import FAST, as_settings
 
 from soar_agents.app.trackers import parse_report_to, trackio_run_name
 
-SMALL = ["dataset_size=8", "group_size=2", "inner_steps=2", "reward_questions=16", "hard_candidates=32",
-         "hard_k=16"]
+SMALL = as_settings({k: v for k, v in FAST.items() if k != "rounds"})
 
 
 def _train(out, *args, env=None):
