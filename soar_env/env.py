@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import gymnasium as gym
@@ -12,6 +13,7 @@ from gymnasium import spaces
 from soar_env.config import PRESETS, SoarConfig, domain_preset
 from soar_env.context import TeacherContext
 from soar_env.episode import STATS, Episode
+from soar_env.executors import make_executor
 from soar_env.hardset import HardSet
 from soar_env.lab import InnerRun, StudentLab
 from soar_env.machine import Machine
@@ -19,6 +21,7 @@ from soar_env.problems import CHARSET, Problem, problems_from_action
 from soar_env.promotion import PromotedBank
 from soar_env.rewards import INTRINSIC, intrinsic_reward
 from soar_env.student.hf import HFStudent
+from soar_env.student.vllm_student import configure_engine
 
 
 class SoarEnv(gym.Env):
@@ -62,19 +65,13 @@ class SoarEnv(gym.Env):
     Never terminated; truncated after ``rounds * g`` steps (one teacher-training run).
 
     ## Arguments
-    ``gym.make(id, **overrides)`` with any ``SoarConfig`` field, or ``config=SoarConfig(...)``;
-    ``preset`` names the defaults (``soar_env.config.PRESETS``); ``domain=`` a registered name
-    or a ``Domain`` object. Machine settings (``soar_env.machine.Machine``: ``device``,
-    ``precision``, ``executor``, ``num_workers``, ``student_backend``, ``max_batch_tokens``,
-    ``vllm_options``) as keywords or ``machine=Machine(...)``: where the work runs, not what
-    it computes. ``timing_in_info=True`` adds wall-clock seconds to ``info`` (off: they differ
-    between identical runs; always on ``env.unwrapped.compute``); ``progress=True`` shows a
-    bar over the inner runs. docs/env.md has the details and examples.
+    ``gym.make(id, **overrides)``: any ``SoarConfig`` field, or ``config=``; ``preset`` (the
+    defaults, ``soar_env.config.PRESETS``); ``domain=`` (a name or a ``Domain``); the machine
+    settings (``soar_env.machine.Machine``) as keywords or ``machine=``; ``timing_in_info``
+    (wall seconds in ``info``) and ``progress`` (bars). All of them: docs/env.md.
 
     ## Version History
-    v0: SOAR-Tiny-v0, SOAR-MATH-v0, SOAR-HARP-v0, SOAR-CHAMP-v0; v1: SOAR-Tiny-v1 (an
-    off-target family); v2: SOAR-Tiny-v2 (keys and traps). Changes by package version:
-    docs/env.md.
+    v0: Tiny, MATH, HARP, CHAMP; v1: Tiny (off-target family); v2: Tiny (keys and traps).
     """
 
     metadata = {"render_modes": []}
@@ -109,7 +106,14 @@ class SoarEnv(gym.Env):
         # Where the work runs (soar_env.machine): the lab owns the weights (student, KL
         # reference, base and baseline), the executor runs a round's inner runs.
         machine = machine.place(domain_preset(self.domain).student_device, self.domain.name)
-        self.machine, self.lab, self._executor = machine.open(student, self.domain, config, progress)
+        kl = config.rl.kl_coef > 0  # with Ray actors training, this student only measures: no reference
+        self.lab = StudentLab.open(student, self.domain, machine, kl and machine.executor != "ray")
+        if machine.student_backend == "vllm":  # this env's and each Ray actor's engine options
+            machine = replace(machine, vllm_options=configure_engine(
+                self.lab.student, self.lab.student_prompt, self.domain.max_text,
+                max(config.rl.max_new_tokens, self.domain.max_answer_tokens or 0), machine.vllm_options))
+        self.machine = machine
+        self._executor = make_executor(machine, self.lab, student, config.kl_reference, kl, progress)
         self.executor = self._executor.name
         self.hard_set: HardSet | None = None
         self.episode: Episode | None = None  # made by reset()

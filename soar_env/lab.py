@@ -34,6 +34,7 @@ from soar_env.student.hf import HFStudent
 
 if TYPE_CHECKING:
     from soar_env.hardset import HardSet
+    from soar_env.machine import Machine
 
 Weights = dict[str, torch.Tensor]
 
@@ -68,6 +69,16 @@ class StudentLab:
         self.base: Weights = student.snapshot()
         self.baseline: Weights = self.base
         self.usage = self.no_usage()
+
+    @classmethod
+    def open(cls, name: str, domain: Any, machine: Machine, kl_reference: bool = False) -> StudentLab:
+        """A lab on the student ``name`` (folder or hub id), loaded where ``machine`` says
+        (device, backend, precision, tokens per forward pass)."""
+        from soar_env.student import load_student
+
+        model = load_student(name, machine.local_backend, device=machine.device, precision=machine.precision,
+                             max_batch_tokens=machine.max_batch_tokens)
+        return cls(model, domain, kl_reference=kl_reference)
 
     @staticmethod
     def no_usage() -> dict[str, int]:

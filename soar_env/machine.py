@@ -10,7 +10,7 @@ object, the same either way::
 Results do not depend on them, with two documented exceptions: ``lockstep`` equals
 ``serial`` in distribution, not bit for bit (``soar_env.executors``), and precision and
 backend change float rounding. ``env.unwrapped.machine`` is the one an env runs on, its
-device decided (``place``).
+device decided (``place``). A leaf module: the lab, the executors and the students read it.
 """
 
 from __future__ import annotations
@@ -18,11 +18,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from soar_env.config import SoarConfig
-    from soar_env.lab import StudentLab
+from typing import Any
 
 EXECUTORS = ("auto", "serial", "lockstep", "process", "ray")
 BACKENDS = ("hf", "vllm")
@@ -102,24 +98,3 @@ class Machine:
     def local_backend(self) -> str:
         """The env's own student's backend: 'hf' when Ray actors sample and it is on the CPU."""
         return "hf" if self.executor == "ray" and self.device == "cpu" else self.student_backend
-
-    def open(self, student: str, domain: Any, config: SoarConfig, progress: bool = False):
-        """The env's parts on this (placed) machine: the lab, its ``student`` loaded here, and
-        the executor of the inner runs (``soar_env.executors``). Returns them after this
-        machine with the vLLM engine's options decided (``student_backend='vllm'``)."""
-        from soar_env.executors import make_executor
-        from soar_env.lab import StudentLab
-        from soar_env.student import load_student
-        from soar_env.student.vllm_student import configure_engine
-
-        model = load_student(student, self.local_backend, device=self.device, precision=self.precision,
-                             max_batch_tokens=self.max_batch_tokens)
-        # With Ray actors training, the env's student only measures: it keeps no KL reference.
-        kl = config.rl.kl_coef > 0
-        lab: StudentLab = StudentLab(model, domain, kl_reference=kl and self.executor != "ray")
-        machine = self
-        if self.student_backend == "vllm":  # this env's and each Ray actor's engine options
-            machine = replace(self, vllm_options=configure_engine(
-                model, lab.student_prompt, domain.max_text,
-                max(config.rl.max_new_tokens, domain.max_answer_tokens or 0), self.vllm_options))
-        return machine, lab, make_executor(machine, lab, student, config.kl_reference, kl, progress)
