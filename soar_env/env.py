@@ -10,6 +10,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from soar_env import threads
 from soar_env.config import PRESETS, SoarConfig, domain_preset
 from soar_env.context import TeacherContext
 from soar_env.episode import STATS, Episode
@@ -51,12 +52,10 @@ class SoarEnv(gym.Env):
     promoted-bank size / (n * rounds), inner steps / max inner steps.
 
     ## Rewards
-    ``reward_mode='grounded'`` (default): ``mean_j Acc(theta'_j, Q_R) - Acc(theta, Q_R)``, with
-    ``Acc`` by ``accuracy``: 'greedy' (the paper's), 'sampled' or 'exact' (exact expected
-    pass@1, the tiny ids' default). Intrinsic modes (``soar_env.rewards``) score each valid
-    question by the baseline's success rate and train nothing; ``measure_grounded=True``
-    also reports the grounded reward in ``info``. A dataset with no valid problem gets
-    ``floor_reward`` (0.0: nothing trained, nothing learned).
+    ``reward_mode='grounded'``: ``mean_j Acc(theta'_j, Q_R) - Acc(theta, Q_R)`` (``Acc`` by
+    ``accuracy``: 'greedy', 'sampled' or 'exact'). Intrinsic modes (``soar_env.rewards``) score
+    the baseline's success rates and train nothing (``measure_grounded=True`` reports the
+    grounded reward too). No valid problem: ``floor_reward`` (0.0: nothing learned).
 
     ## Starting State
     The base student is the baseline; the first reset builds (or reads) the hard set.
@@ -106,6 +105,8 @@ class SoarEnv(gym.Env):
         # Where the work runs (soar_env.machine): the lab owns the weights (student, KL
         # reference, base and baseline), the executor runs a round's inner runs.
         machine = machine.place(domain_preset(self.domain).student_device, self.domain.name)
+        if machine.threads:
+            threads.fix(machine.threads)
         kl = config.rl.kl_coef > 0  # with Ray actors training, this student only measures: no reference
         self.lab = StudentLab.open(student, self.domain, machine, kl and machine.executor != "ray")
         if machine.student_backend == "vllm":  # this env's and each Ray actor's engine options

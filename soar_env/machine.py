@@ -63,6 +63,10 @@ class Machine:
     max_batch_tokens: int | None = None
     """Tokens of one forward pass at most (sampling in prompt chunks, updates in micro-batches:
     for large students); None: no bound."""
+    threads: int | None = None
+    """torch CPU threads of this process, fixed (``soar_env.threads.fix``; a process holds one
+    count, whichever env set it last). None: ``SOAR_ENV_THREADS``, else as many as the
+    machine's load allows (``soar_env.threads``). Worker processes use one thread each."""
     vllm_options: dict[str, Any] | None = None
     """vLLM engine options over the defaults derived from the config (``student_backend='vllm'``)."""
 
@@ -73,7 +77,7 @@ class Machine:
             raise ValueError(f"student_backend expects one of {BACKENDS}, actual {self.student_backend!r}")
         if self.vllm_options and self.student_backend != "vllm":
             raise ValueError(f"vllm_options= is for student_backend='vllm', actual {self.student_backend!r}")
-        for name in ("num_workers", "max_batch_tokens"):
+        for name in ("num_workers", "max_batch_tokens", "threads"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} expects an int >= 1 or None, actual {value!r}")

@@ -1,5 +1,6 @@
 """Machine settings in one object, presets with explicit fields, and spawn's needs explained."""
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from soar_env.machine import Machine
     ({"student_backend": "onnx"}, "student_backend expects one of"),
     ({"num_workers": 0}, "num_workers expects an int >= 1"),
     ({"max_batch_tokens": 1.5}, "max_batch_tokens expects an int >= 1"),
+    ({"threads": True}, "threads expects an int >= 1"),
     ({"vllm_options": {"enforce_eager": True}}, "vllm_options= is for student_backend='vllm'"),
 ])
 def test_bad_machine_settings_name_the_setting(settings, match):
@@ -129,3 +131,20 @@ def test_a_script_file_without_the_main_guard_gets_spawns_needs_when_its_worker_
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("RuntimeError: A worker process of executor='process' died")
     assert "if __name__ == '__main__':" in last
+
+
+THREADS_SCRIPT = """
+import gymnasium as gym, soar_env, torch
+from soar_env import threads
+torch.set_num_threads(2)
+env = gym.make("SOAR-Tiny-v1", threads=1)
+print(torch.get_num_threads(), threads.adapt(), env.unwrapped.machine.threads)
+"""
+
+
+def test_threads_fix_the_count_whatever_the_load():
+    environ = {k: v for k, v in os.environ.items() if k not in ("SOAR_ENV_THREADS", "OMP_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], capture_output=True, text=True,
+                            timeout=300, env=environ)
+    assert result.returncode == 0, result.stderr[-1500:]
+    assert result.stdout.split() == ["1", "None", "1"]  # adapt() leaves a fixed count alone
