@@ -1,16 +1,23 @@
-"""Environment configuration: one dataclass, two presets (``tiny`` and ``paper``).
+"""Environment configuration: one dataclass, and the presets (named defaults).
 
 Every field has a default and a docstring; construction checks each value's type and range
 and names the field when one is wrong (``soar_env.fields``); ``coerce_field(SoarConfig,
 'rl.learning_rate', '1e-4')`` reads a ``--set key=value`` string with the same checks.
 ``paper()`` holds the paper's hyperparameters (Llama-3.2-3B-Instruct on
 MATH); ``tiny()`` is the embedded CPU default.
+
+A preset (``PRESETS``, a ``Preset``) is a named set of defaults, and "preset" means nothing
+else: an env id starts from one (``gym.make(id, preset=...)``), and a domain names the one
+that suits its students (``domain.preset``: 'tiny' or 'paper'), whose explicit fields decide
+what the students' size decides outside ``SoarConfig``: where the env's student lives, the
+evaluation protocol's and the SOAR teacher's settings, and the scale of the rewards.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from soar_env.fields import check_fields, coerce_field, field_names  # noqa: F401 (CLI helpers)
 from soar_env.rewards import REWARD_MODES
@@ -227,4 +234,39 @@ def tiny_v2(**overrides) -> SoarConfig:
     return tiny(**{"chain_variant": "v2", "tau": TINY_V2_TAU, "eval_mode": "curriculum", **overrides})
 
 
-PRESETS = {"tiny": tiny, "paper": paper, "tiny_v1": tiny_v1, "tiny_v2": tiny_v2}
+@dataclass(frozen=True)
+class Preset:
+    """A named set of defaults (see the module docstring); calling it gives its ``SoarConfig``."""
+
+    config: Callable[..., SoarConfig]
+    """The algorithm's defaults (``tiny``, ``paper``, ...)."""
+    student_device: str | None
+    """Where the env's own student lives unless ``device=`` says: 'cpu' for small students
+    (faster there than behind a GPU's launch overheads); None: CUDA when available."""
+    small_students: bool
+    """The evaluation protocol and the SOAR teacher take their small-model settings
+    (``EvalConfig.tiny``, ``SoarTeacherConfig.tiny``) instead of the paper's."""
+    reward_scale: float
+    """What brings a typical grounded reward near 1 (the TRL bridge multiplies by it):
+    1e6 on the chain domain, whose exact pass@1 gains are about 1e-6."""
+
+    def __call__(self, **overrides: Any) -> SoarConfig:
+        return self.config(**overrides)
+
+
+_SMALL = {"student_device": "cpu", "small_students": True, "reward_scale": 1e6}
+PRESETS = {
+    "tiny": Preset(tiny, **_SMALL),
+    "paper": Preset(paper, student_device=None, small_students=False, reward_scale=1.0),
+    "tiny_v1": Preset(tiny_v1, **_SMALL),
+    "tiny_v2": Preset(tiny_v2, **_SMALL),
+}
+
+
+def domain_preset(domain: Any) -> Preset:
+    """The preset a domain names (``domain.preset``), or a one-line error."""
+    name = getattr(domain, "preset", None)
+    if name not in PRESETS:
+        raise ValueError(f"The {getattr(domain, 'name', type(domain).__name__)} domain's preset expects one "
+                         f"of {tuple(PRESETS)}, actual {name!r}")
+    return PRESETS[name]

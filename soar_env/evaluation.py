@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from soar_env.config import domain_preset
 from soar_env.problems import Problem
 from soar_env.rl import RLOOConfig
 
@@ -118,8 +119,9 @@ class EvalConfig:
 
     @classmethod
     def for_env(cls, env: Any, **overrides: Any) -> EvalConfig:
-        """The env's protocol: its domain's preset (tiny or the paper's) and ``eval_mode`` (HARP: mixed)."""
-        base = cls.tiny() if env.domain.preset == "tiny" else cls()
+        """The env's protocol: the small-student one or the paper's, as its domain's preset
+        declares (``Preset.small_students``), in the config's ``eval_mode`` (HARP: mixed)."""
+        base = cls.tiny() if domain_preset(env.domain).small_students else cls()
         return replace(base, mode=env.config.eval_mode, **overrides)
 
 

@@ -6,11 +6,10 @@ dispatch and hands the executor ``InnerJob``s; the executor returns one ``InnerR
 the ``NonFiniteUpdate`` message) per job, in job order. Results therefore never depend on
 scheduling: the ``process`` executor gives what ``serial`` gives, bit for bit (tested).
 
-- ``serial``: the env's own lab, in this process (the default).
-- ``process``: ``num_workers`` local processes, one torch thread each, each with its own
-  copy of the student (loaded once from the same folder). The baseline reaches them only
-  when it changes (at a promotion), as a safetensors file they load by version.
-
+- ``serial``: the env's own lab, in this process.
+- ``process``: ``num_workers`` local processes (spawned: ``soar_env.machine.SPAWN_NEEDS``), one torch thread
+  each, each with its own copy of the student (loaded once from the same folder). The
+  baseline reaches them when it changes (a promotion), as a safetensors file they load once.
 - ``lockstep``: all the jobs in this process as one stacked model (``soar_env.lockstep``):
   one batched sampling call and one batched update per step for every run at once. The
   CPU default for small Llama students (``auto``). Each run keeps its own seeds, clipping
@@ -18,15 +17,13 @@ scheduling: the ``process`` executor gives what ``serial`` gives, bit for bit (t
   With ``num_workers >= 2`` the jobs are split in that many contiguous shares, each trained
   in lockstep in a worker process with one thread (faster on 2 cores than one process with
   two threads: ``docs/scale.md``).
-
 - ``ray``: ``num_workers`` Ray actors (``pip install 'soar-env[ray]'``), one GPU each when
-  the cluster has GPUs; Ray's ``ActorPool`` schedules the jobs. Start a cluster with
-  ``ray start --head`` (and ``ray start --address=HEAD:6379`` on the other nodes) and set
-  ``RAY_ADDRESS``; without it, a local Ray instance starts. The baseline goes through Ray's
-  object store, once per promotion, and stays in the actors' CPU memory (``host_weights``).
-  One GPU per role: the env keeps its own student on the CPU, unless given a device, which
-  a local Ray then leaves out (``actor_gpus``); each GPU actor holds one student and, with
-  ``backend='vllm'``, one engine built with the env's ``vllm_options``.
+  the cluster has GPUs; Ray's ``ActorPool`` schedules the jobs. A cluster: ``ray start
+  --head`` (``--address=HEAD:6379`` on the other nodes) and ``RAY_ADDRESS``; without it a
+  local Ray starts. The baseline goes through Ray's object store once per promotion and
+  stays in the actors' CPU memory (``host_weights``). One GPU per role: the env keeps its
+  student on the CPU unless given a device, which a local Ray then leaves out
+  (``actor_gpus``); a GPU actor holds one student and, with ``backend='vllm'``, one engine.
 """
 
 from __future__ import annotations
@@ -36,16 +33,16 @@ import os
 import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from soar_env.config import RLOOConfig
 from soar_env.lab import InnerRun, StudentLab
+from soar_env.machine import SPAWN_NEEDS, Machine, main_script_error
 from soar_env.problems import Problem
 from soar_env.rl import NonFiniteUpdate
-
-EXECUTORS = ("auto", "serial", "lockstep", "process", "ray")
 
 
 @dataclass(frozen=True)
@@ -68,16 +65,14 @@ Done = tuple["InnerRun | str", dict[str, int]]
 
 def run_job(lab: StudentLab, job: InnerJob, progress: Any = None) -> Done:
     """The job's inner run on ``lab`` or the divergence message (the run is then skipped),
-    and its usage; ``lab.usage`` is left as it was (the env counts usage per step)."""
-    before = dict(lab.usage)
-    try:
-        result: InnerRun | str = lab.run_inner(list(job.problems), job.steps, job.rl, job.seed,
-                                               list(job.measure_on), job.measure, job.before,
-                                               job.keep_weights, progress=progress)
-    except NonFiniteUpdate as error:
-        result = str(error)
-    used = {k: lab.usage[k] - before[k] for k in before}
-    lab.usage.update(before)
+    and what it used (the env counts usage per step, wherever the run ran)."""
+    with lab.counting() as used:
+        try:
+            result: InnerRun | str = lab.run_inner(list(job.problems), job.steps, job.rl, job.seed,
+                                                   list(job.measure_on), job.measure, job.before,
+                                                   job.keep_weights, progress=progress)
+        except NonFiniteUpdate as error:
+            result = str(error)
     return result, used
 
 
@@ -195,8 +190,7 @@ def _worker_lab(baseline_file: str | None, version: int, reference: str) -> Stud
     if _worker["version"] != version:  # a promotion since this worker last ran: load it once
         from safetensors.torch import load_file
 
-        lab.baseline = lab.base if baseline_file is None else load_file(baseline_file)
-        lab.set_reference(lab.baseline if reference == "baseline" else lab.base)
+        lab.set_baseline(None if baseline_file is None else load_file(baseline_file), reference)
         _worker["version"] = version
     return lab
 
@@ -225,6 +219,10 @@ class ProcessExecutor:
         self.num_workers = num_workers
         if stacked:
             self.name = "lockstep"
+        reason = main_script_error()
+        if reason:
+            raise RuntimeError(f"executor={self.name!r} with {num_workers} workers cannot start: {reason}; "
+                               f"{SPAWN_NEEDS}")
         self._running: list = []  # the futures of the last run() (close() stops them if unfinished)
         self._folder = tempfile.TemporaryDirectory(prefix="soar-env-baseline-")
         self._version, self._sent = 0, None
@@ -251,14 +249,17 @@ class ProcessExecutor:
         version = self._version if baseline is not None else 0
         if self.stacked:  # contiguous shares: the split, and so every result, is fixed by the jobs
             size = -(-len(jobs) // self.num_workers)
-            futures = [self._pool.submit(_run_stack_in_worker, jobs[at : at + size], baseline, version,
-                                         self.kl_reference) for at in range(0, len(jobs), size)]
-            self._running = futures
-            return [done for future in futures for done in future.result()]
-        futures = [self._pool.submit(_run_in_worker, job, baseline, version, self.kl_reference)
-                   for job in jobs]
-        self._running = futures
-        return [future.result() for future in futures]
+            work, items = _run_stack_in_worker, [jobs[at : at + size] for at in range(0, len(jobs), size)]
+        else:
+            work, items = _run_in_worker, jobs
+        self._running = [self._pool.submit(work, item, baseline, version, self.kl_reference)
+                         for item in items]
+        try:
+            done = [future.result() for future in self._running]
+        except BrokenProcessPool as err:
+            raise RuntimeError(f"A worker process of executor={self.name!r} died ({err}); if none was "
+                               f"killed (out of memory, a signal), {SPAWN_NEEDS}") from err
+        return [d for share in done for d in share] if self.stacked else done
 
     def close(self) -> None:
         # Idle workers stop cleanly. Running jobs (an interrupted run) are abandoned, not
@@ -333,8 +334,8 @@ class _RayWorker:
     def run(self, job: InnerJob, baseline: Any, version: int, reference: str) -> Done:
         lab = self.lab
         if self.version != version:
-            lab.baseline = lab.base if baseline is None else host_weights(baseline, lab.student.device)
-            lab.set_reference(lab.baseline if reference == "baseline" else lab.base)
+            weights = None if baseline is None else host_weights(baseline, lab.student.device)
+            lab.set_baseline(weights, reference)
             self.version = version
         result, used = run_job(lab, job)
         if isinstance(result, InnerRun) and result.weights is not None:
@@ -404,10 +405,11 @@ def lockstep_unsupported(lab: StudentLab, backend: str = "hf") -> str | None:
     return stackable(lab.student.model)
 
 
-def make_executor(name: str, lab: StudentLab, student: str, num_workers: int | None,
-                  precision: str | None, kl_reference: str, progress: bool = False,
-                  backend: str = "hf", vllm_options: dict[str, Any] | None = None,
-                  reference_copy: bool | None = None):
+def make_executor(machine: Machine, lab: StudentLab, student: str, kl_reference: str,
+                  reference_copy: bool, progress: bool = False):
+    """The executor ``machine.executor`` names, for ``lab`` (the env's) and ``student`` (what
+    workers load); ``reference_copy``: workers keep a KL reference (the RL has a KL term)."""
+    name, workers, backend = machine.executor, machine.num_workers, machine.student_backend
     if name == "auto":  # lockstep where the student allows it, else one run after another
         name = "serial" if lockstep_unsupported(lab, backend) else "lockstep"
     if name == "serial":
@@ -416,15 +418,13 @@ def make_executor(name: str, lab: StudentLab, student: str, num_workers: int | N
         reason = lockstep_unsupported(lab, backend)
         if reason:
             raise ValueError(f"executor='lockstep' cannot run this student: {reason}; use executor='serial'")
-        if num_workers and num_workers > 1:  # shares of the stack in worker processes
-            return ProcessExecutor(lab, student, num_workers, precision, kl_reference, stacked=True)
+        if workers and workers > 1:  # shares of the stack in worker processes
+            return ProcessExecutor(lab, student, workers, machine.precision, kl_reference, stacked=True)
         return LockstepExecutor(lab, progress)
     if name == "process":
         if lab.student.device.type != "cpu":
             raise ValueError("executor='process' runs CPU students; a GPU student needs one device per "
                              "worker (not written yet: use executor='serial')")
-        return ProcessExecutor(lab, student, num_workers or 2, precision, kl_reference)
-    if name == "ray":
-        return RayExecutor(lab, student, num_workers or 2, precision, kl_reference, backend, vllm_options,
-                           reference_copy)
-    raise ValueError(f"executor expects one of {EXECUTORS}, actual {name!r}")
+        return ProcessExecutor(lab, student, workers or 2, machine.precision, kl_reference)
+    return RayExecutor(lab, student, workers or 2, machine.precision, kl_reference, backend,
+                       machine.vllm_options, reference_copy)

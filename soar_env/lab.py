@@ -13,15 +13,16 @@ ask it for what they need instead of restoring and training the model themselves
   config has a KL term (fresh students, stepping stones).
 
 Seeds are always arguments: the caller (the env) draws them, so results never depend on
-which process or order runs an experiment. Sampled tokens and updates are counted in
-``usage``.
+which process or order runs an experiment. Sampled tokens and updates add up in ``usage``
+(since the lab was made); ``with lab.counting() as used:`` gives what one block used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,6 +31,10 @@ from soar_env.config import RLOOConfig
 from soar_env.problems import Problem
 from soar_env.rl import NonFiniteUpdate, RLOOTrainer
 from soar_env.student.hf import HFStudent
+
+if TYPE_CHECKING:
+    from soar_env.hardset import HardSet
+    from soar_env.machine import Machine
 
 Weights = dict[str, torch.Tensor]
 
@@ -63,7 +68,22 @@ class StudentLab:
             self.reference.model.requires_grad_(False)
         self.base: Weights = student.snapshot()
         self.baseline: Weights = self.base
-        self.usage = {"sampled_tokens": 0, "student_updates": 0}
+        self.usage = self.no_usage()
+
+    @classmethod
+    def open(cls, name: str, domain: Any, machine: Machine, kl_reference: bool = False) -> StudentLab:
+        """A lab on the student ``name`` (folder or hub id), loaded where ``machine`` says
+        (device, backend, precision, tokens per forward pass)."""
+        from soar_env.student import load_student
+
+        model = load_student(name, machine.local_backend, device=machine.device, precision=machine.precision,
+                             max_batch_tokens=machine.max_batch_tokens)
+        return cls(model, domain, kl_reference=kl_reference)
+
+    @staticmethod
+    def no_usage() -> dict[str, int]:
+        """What ``usage`` counts, at zero."""
+        return {"sampled_tokens": 0, "student_updates": 0}
 
     # ---- prompts and grading (the lab is a graded domain for the hard-set builder) --------
     def student_prompt(self, question: str) -> str:
@@ -81,12 +101,28 @@ class StudentLab:
     def load_baseline(self) -> None:
         self.student.restore(self.baseline)
 
+    def set_baseline(self, weights: Weights | None, reference: str = "baseline") -> None:
+        """Make ``weights`` (None: the base) the baseline every inner run starts from; the KL
+        reference (if any) follows it when ``reference`` is 'baseline', else stays the base."""
+        self.baseline = self.base if weights is None else weights
+        self.set_reference(self.baseline if reference == "baseline" else self.base)
+
     def set_reference(self, weights: Weights) -> None:
         if self.reference is not None:
             self.reference.restore(weights)
 
     def snapshot(self) -> Weights:
         return self.student.snapshot()
+
+    @contextmanager
+    def counting(self) -> Iterator[dict[str, int]]:
+        """What the block uses of this lab (sampled tokens, updates), in the dict it yields:
+        filled when the block ends, also when it raises."""
+        before, used = dict(self.usage), {}
+        try:
+            yield used
+        finally:
+            used.update({key: self.usage[key] - value for key, value in before.items()})
 
     # ---- measurements -----------------------------------------------------------------
     def accuracy(self, problems: Sequence[Problem], measure: str, samples: int,
@@ -112,6 +148,19 @@ class StudentLab:
         self.usage["sampled_tokens"] += rollout.num_tokens
         scores = self.domain.grade_batch(rollout.texts, [p for p in problems for _ in range(k)])
         return [int(sum(s >= 1.0 for s in scores[i * k : (i + 1) * k])) for i in range(len(problems))]
+
+    def hard_set(self, candidates: Sequence[Problem], k: int, seed: int, max_new_tokens: int) -> HardSet:
+        """The base student's fail@k filter over ``candidates`` (``soar_env.hardset``: read from
+        its cache when built before); raises when no candidate failed all ``k`` tries."""
+        from soar_env.hardset import build_hard_set
+
+        self.load(self.base)
+        hard = build_hard_set(self.student, self, candidates, k=k, seed=seed, max_new_tokens=max_new_tokens,
+                              progress=True)
+        if len(hard.train) < 1:
+            raise RuntimeError(f"The hard set is empty: none of {len(candidates)} candidates failed all {k} "
+                               "tries. Use more candidates or a larger hard_k.")
+        return hard
 
     # ---- training -----------------------------------------------------------------------
     def trainer(self, rl: RLOOConfig, seed: int) -> RLOOTrainer:

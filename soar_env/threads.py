@@ -12,9 +12,9 @@ its last call (``/proc/stat`` minus this process's own ``/proc/self/stat``): mor
 a core, and torch runs 1 thread; otherwise as many as it started with. Two soar-env
 processes side by side (a bench split over seeds) then each take one core.
 
-Fixed instead when the user chose: ``SOAR_ENV_THREADS=N``, ``OMP_NUM_THREADS`` or an
+Fixed instead when the user chose: ``SOAR_ENV_THREADS=N``, ``OMP_NUM_THREADS``, an
 explicit ``torch.set_num_threads`` before the first call (``SOAR_ENV_THREADS=0`` turns the
-adaptation off). Linux only; elsewhere it does nothing.
+adaptation off) or ``fix(n)`` (an env's ``threads=n``). Linux only; elsewhere it does nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ def _cpu_ticks() -> tuple[int, int] | None:
         return None
     busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
     return busy, int(mine[11]) + int(mine[12])  # utime + stime
+
+
+def fix(count: int) -> None:
+    """Run torch on ``count`` threads in this process from now on, whatever the load."""
+    import torch
+
+    torch.set_num_threads(count)
+    _state.update(fixed=True, max=count)
 
 
 def adapt() -> int | None:

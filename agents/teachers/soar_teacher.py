@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from soar_env.config import domain_preset
 from soar_env.files import write_atomic_folder
 from soar_env.problems import Problem, validated
 from soar_env.rl import PolicyBatch, policy_gradient_update, rloo_advantages
@@ -110,10 +111,12 @@ class SoarTeacherConfig:
 
     @classmethod
     def for_env(cls, env: Any, **overrides: Any) -> SoarTeacherConfig:
-        """The tiny preset on tiny domains (the embedded chain domain), the paper's otherwise.
+        """The tiny settings where the domain's preset declares small students
+        (``Preset.small_students``: the embedded chain domain), the paper's otherwise.
 
         ``env``: a ``TeacherContext`` or an env (anything with the ``domain``)."""
-        return cls.tiny(**overrides) if env.domain.preset == "tiny" else replace(cls(), **overrides)
+        small = domain_preset(env.domain).small_students
+        return cls.tiny(**overrides) if small else replace(cls(), **overrides)
 
 
 def problems_from_texts(domain: Any, texts: list[str], solver: bool = False) -> list[Problem | str]:

@@ -24,6 +24,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from soar_env.config import domain_preset
 from soar_env.problems import Problem
 
 from .soar_teacher import problems_from_texts
@@ -128,8 +129,8 @@ def train_with_trl(
     model.load_state_dict(unwrapped.base_weights)
     tokenizer = unwrapped.student.tokenizer
     domain = unwrapped.domain
-    # Tiny domains' grounded rewards are ~1e-6: scale them to TRL's usual range.
-    reward = DatasetReward(env, malformed_penalty, scale=1e6 if domain.preset == "tiny" else 1.0)
+    # The domain's preset declares the scale of its rewards (the chain's are ~1e-6): TRL's is ~1.
+    reward = DatasetReward(env, malformed_penalty, scale=domain_preset(domain).reward_scale)
     if max_completion_length is None:
         max_completion_length = domain.teacher_max_tokens(with_answer=not reward.solver) or 512
     prompt = unwrapped.student.chat_prompt(domain.teacher_prompt)

@@ -9,9 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from soar_env.machine import BACKENDS
 from soar_env.student.hf import HFStudent, Rollout
-
-BACKENDS = ("hf", "vllm")
 
 
 def load_student(name_or_path: str | Path, backend: str = "hf", **kwargs: Any) -> HFStudent:
