@@ -28,6 +28,7 @@ import numpy as np
 from soar_env.config import domain_preset
 from soar_env.problems import Problem
 from soar_env.rl import RLOOConfig
+from soar_env.stopping import SlopeStopper
 
 KS = (1, 4, 8, 16, 32)
 
@@ -183,59 +184,6 @@ def evaluate_student(
     return {k: v / len(problems) for k, v in totals.items()}
 
 
-class SlopeStopper:
-    """The paper's stopping rule, made robust to per-step noise.
-
-    The paper stops "when the smoothed training-reward slope falls below 15% of its
-    maximum". How it smooths is not said; here:
-
-    - the reward is smoothed by a moving average over the last ``window`` steps;
-    - the slope at step t is ``smooth[t] - smooth[t - window]``: two disjoint windows, so
-      one noisy step moves it by at most ``1 / window`` of its size;
-    - no decision before ``min_steps`` (default ``2 * window``, the first full slope);
-    - it stops once the slope has stayed below ``fraction`` times the largest slope seen
-      for ``patience`` consecutive steps (default ``window // 2``).
-
-    On a plateau it therefore stops within ``2 * window + patience`` steps of the plateau's
-    start. ``reset`` starts afresh (the evaluation calls it at the curriculum -> D_train
-    switch, where the training data and so the reward scale change).
-    """
-
-    def __init__(self, window: int = 100, fraction: float = 0.15, min_steps: int | None = None,
-                 patience: int | None = None):
-        if window < 1 or not 0 < fraction < 1:
-            raise ValueError(f"Expects window >= 1 and 0 < fraction < 1, actual {window}, {fraction}")
-        self.window, self.fraction = window, fraction
-        self.min_steps = max(2 * window, min_steps or 0)
-        self.patience = patience if patience is not None else max(1, window // 2)
-        self.reset()
-
-    def reset(self) -> None:
-        self.rewards: list[float] = []
-        self._sums = [0.0]  # running sums: each update is O(1), even over 1500 steps
-        self.best_slope = 0.0
-        self.below = 0
-
-    def slope(self) -> float | None:
-        """The current smoothed slope, or None before two full windows."""
-        w, s = self.window, self._sums
-        if len(self.rewards) < 2 * w:
-            return None
-        return ((s[-1] - s[-1 - w]) - (s[-1 - w] - s[-1 - 2 * w])) / w
-
-    def update(self, reward: float) -> bool:
-        """Record one step's training reward; True when training should stop."""
-        self.rewards.append(float(reward))
-        self._sums.append(self._sums[-1] + float(reward))
-        slope = self.slope()
-        if slope is None:
-            return False
-        self.best_slope = max(self.best_slope, slope)
-        flat = self.best_slope > 0 and slope < self.fraction * self.best_slope
-        self.below = self.below + 1 if flat and len(self.rewards) >= self.min_steps else 0
-        return self.below >= self.patience
-
-
 def train_fresh_student(
     env: Any, curriculum: Sequence[Problem], seed: int, config: EvalConfig,
     on_step: Callable[[int], None] | None = None,
@@ -287,9 +235,7 @@ def evaluate_curriculum(
 
     config = config or EvalConfig.for_env(env)
     if getattr(env, "executor", None) == "lockstep":  # the seeds' students train side by side
-        from soar_env.fresh_students import evaluate_in_lockstep
-
-        return evaluate_in_lockstep(env, {name: curriculum}, seeds, config, progress)[name]
+        return _evaluate_in_lockstep(env, {name: curriculum}, seeds, config, progress)[name]
     keep = env.lab.snapshot()
     result = EvalResult(name, [])
     try:
@@ -323,9 +269,7 @@ def evaluate_curricula(
     """
     config = config or EvalConfig.for_env(env)
     if getattr(env, "executor", None) == "lockstep":  # every (curriculum, seed) student side by side
-        from soar_env.fresh_students import evaluate_in_lockstep
-
-        return evaluate_in_lockstep(env, dict(curricula), seeds, config, progress)
+        return _evaluate_in_lockstep(env, dict(curricula), seeds, config, progress)
     return {name: evaluate_curriculum(env, curriculum, seeds, config, name, progress)
             for name, curriculum in curricula.items()}
 
@@ -339,3 +283,36 @@ def base_pass_at_k(env: Any, seeds: Sequence[int], config: EvalConfig | None = N
         return EvalResult("base", [evaluate_student(env, seed, config) for seed in seeds])
     finally:
         env.lab.load(keep)
+
+
+def _evaluate_in_lockstep(
+    env: Any,
+    curricula: dict[str, Sequence[Problem]],
+    seeds: Sequence[int],
+    config: Any,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """``evaluate_curriculum`` for several curricula at once: every (curriculum, seed) run
+    trains in the same stacks, then each is measured on D_test. Returns name -> EvalResult."""
+    from soar_env.fresh_students import FreshRun, train_fresh_students
+    from soar_env.rl import NonFiniteUpdate
+
+    runs = {
+        (name, seed): FreshRun(list(curriculum), seed)
+        for name, curriculum in curricula.items()
+        for seed in seeds
+    }
+    train_fresh_students(env, list(runs.values()), config, progress)
+    keep = env.lab.snapshot()
+    results = {name: EvalResult(name, []) for name in curricula}
+    try:
+        for (name, seed), run in runs.items():
+            if run.failed:
+                raise NonFiniteUpdate(f"fresh student {name!r}, seed {seed}: {run.failed}")
+            env.lab.load(run.weights)
+            results[name].per_seed.append(evaluate_student(env, seed, config))
+            results[name].steps.append(run.steps)
+            results[name].train_reward.append(run.rewards)
+    finally:
+        env.lab.load(keep)
+    return results

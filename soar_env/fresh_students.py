@@ -59,8 +59,8 @@ def train_fresh_students(env: Any, runs: Sequence[FreshRun], config: Any, progre
 def _train_stack(env: Any, runs: list[FreshRun], config: Any, progress: bool) -> None:
     from tqdm.auto import tqdm
 
-    from soar_env.evaluation import SlopeStopper
     from soar_env.lockstep import LockstepRLOO
+    from soar_env.stopping import SlopeStopper
 
     rl = config.rl or env.config.rl
     lab = env.lab
@@ -111,36 +111,3 @@ def _train_stack(env: Any, runs: list[FreshRun], config: Any, progress: bool) ->
         if not trainer.runs:
             break
     bar.close()
-
-
-def evaluate_in_lockstep(
-    env: Any,
-    curricula: dict[str, Sequence[Problem]],
-    seeds: Sequence[int],
-    config: Any,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """``evaluate_curriculum`` for several curricula at once: every (curriculum, seed) run
-    trains in the same stacks, then each is measured on D_test. Returns name -> EvalResult."""
-    from soar_env.evaluation import EvalResult, evaluate_student
-    from soar_env.rl import NonFiniteUpdate
-
-    runs = {
-        (name, seed): FreshRun(list(curriculum), seed)
-        for name, curriculum in curricula.items()
-        for seed in seeds
-    }
-    train_fresh_students(env, list(runs.values()), config, progress)
-    keep = env.lab.snapshot()
-    results = {name: EvalResult(name, []) for name in curricula}
-    try:
-        for (name, seed), run in runs.items():
-            if run.failed:
-                raise NonFiniteUpdate(f"fresh student {name!r}, seed {seed}: {run.failed}")
-            env.lab.load(run.weights)
-            results[name].per_seed.append(evaluate_student(env, seed, config))
-            results[name].steps.append(run.steps)
-            results[name].train_reward.append(run.rewards)
-    finally:
-        env.lab.load(keep)
-    return results

@@ -71,9 +71,6 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-# evaluation.py calls fresh_students.py, which reuses evaluation's stopping rule and measure;
-# issue 22's Episode work reshapes evaluation.py: this entry goes when that cycle does.
-KNOWN_CYCLES = [["soar_env.evaluation", "soar_env.fresh_students"]]
 
 
 def _package_graph() -> dict[str, set[str]]:
@@ -93,14 +90,14 @@ def test_no_module_imports_the_agents():
 
 
 def test_no_import_cycle_between_modules():
-    assert [c for c in _cycles(_graph()) if c not in KNOWN_CYCLES] == []
+    assert _cycles(_graph()) == []
 
 
 def test_no_upward_import_from_a_subpackage():
     """A subpackage (domains, student, ...) may use the modules around it, or be used by
     them, not both: domains/base.py reaching up into embedded.py, which builds on the
     domains, was such an arrow."""
-    assert [c for c in _cycles(_package_graph()) if c not in KNOWN_CYCLES] == []
+    assert _cycles(_package_graph()) == []
 
 
 def test_the_library_never_imports_the_experiments():
