@@ -14,11 +14,12 @@ How ``REL_TOL`` was chosen: on one Intel Xeon (AVX-512) the same rewards were co
 the default kernels and with ``ATEN_CPU_CAPABILITY=avx2|default`` and
 ``MKL_ENABLE_INSTRUCTIONS=AVX2`` (which pick the kernels another CPU would). The widest
 relative spread of any reward was 1.8e-5 at 0.4.0 (1.9e-5 at 0.3.0; ``docs/benchmarks.md``,
-"Reproducibility"); the issue that reported the failure saw 6e-6 on a second Xeon.
-``REL_TOL = 1e-4`` is 5x the widest spread seen and still far below any real change of the
-algorithm (a different seed or setting moves these rewards by more than 1%). Discrete figures (promotions, sampled
-tokens, updates) are compared exactly: a float difference would have to flip a sampled
-token to change them, which the spread above makes rare (about one draw in 10^5).
+"Reproducibility"); the issue that reported the failure saw 6e-6 on a second Xeon. ``REL_TOL
+= 1e-4`` is 5x the widest spread seen and still far below any real change of the algorithm
+(a different seed or setting moves these rewards by more than 1%). Discrete figures
+(promotions, sampled tokens, updates) are compared exactly: a float difference would have to
+flip a sampled token to change them, which the spread above makes rare (about one draw in
+10^5).
 
 A version that deliberately changes the numbers re-records them here, with the version, and
 says so in the env's Version History. 0.4.0 did (the lockstep executor, now the tiny ids'
