@@ -177,7 +177,10 @@ def _init_worker(student: str, domain: Any, precision: str | None, max_batch_tok
 
     from soar_env.student.hf import HFStudent
 
+    from soar_env.lifetime import die_with
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the owner's to handle: it stops us
+    die_with(os.getppid())  # a SIGKILLed owner cannot stop us: we stop ourselves
     os.environ["SOAR_ENV_THREADS"] = "1"  # the workers share the cores: one thread each
     torch.set_num_threads(1)
     model = HFStudent.from_pretrained(student, device="cpu", precision=precision,

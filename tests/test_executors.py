@@ -72,3 +72,39 @@ def test_step_round_refuses_a_mid_round_start_and_a_wrong_count():
         env.unwrapped.step_round(actions)
     with pytest.raises(ValueError, match="executor expects one of"):
         gym.make("SOAR-Tiny-v1", executor="threads")
+
+
+WORKERS_THEN_WAIT = """
+import os, sys, time, psutil, gymnasium as gym, soar_env
+if __name__ == "__main__":
+    env = gym.make("SOAR-Tiny-v1", executor="lockstep", num_workers=2, **{settings!r})
+    env.reset(seed=0)
+    env.step(env.unwrapped.domain.generator.problems(8, range(3, 7), seed=1))
+    print(*[p.pid for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())], flush=True)
+    time.sleep(600)
+"""
+
+
+def test_workers_die_with_a_killed_owner(tmp_path):
+    """A SIGKILLed run cannot close its pool: its workers notice and exit on their own."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = tmp_path / "owner.py"
+    script.write_text(WORKERS_THEN_WAIT.format(settings=ROUND))
+    owner = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in owner.stdout.readline().split()]
+        assert workers and all(psutil.pid_exists(p) for p in workers)  # spawned as jobs need them
+    finally:
+        owner.send_signal(signal.SIGKILL)
+        owner.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"
+                                              for p in workers):
+        time.sleep(0.2)
+    assert not [p for p in workers if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"]
