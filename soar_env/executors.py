@@ -175,9 +175,8 @@ def _init_worker(student: str, domain: Any, precision: str | None, max_batch_tok
 
     import torch
 
-    from soar_env.student.hf import HFStudent
-
     from soar_env.lifetime import die_with
+    from soar_env.student.hf import HFStudent
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the owner's to handle: it stops us
     die_with(os.getppid())  # a SIGKILLed owner cannot stop us: we stop ourselves
