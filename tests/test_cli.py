@@ -132,3 +132,17 @@ def test_console_script_is_the_one_parser():
     target = tomllib.loads(pyproject.read_text())["project"]["scripts"]["soar-env"]
     module, _, name = target.partition(":")
     assert getattr(importlib.import_module(module), name) is main
+
+
+def test_a_refused_write_is_one_line_and_other_os_errors_go_on_up(capsys):
+    import errno
+
+    from soar_agents.app.cli import _write_refused
+
+    full = OSError(errno.ENOSPC, "No space left on device", "runs/x/eval.json")
+    assert _write_refused("eval", full, "each finished evaluation is kept in runs/x/eval.json") == 1
+    assert capsys.readouterr().err == (
+        "soar-env eval: error: cannot write runs/x/eval.json (No space left on device); each finished "
+        "evaluation is kept in runs/x/eval.json: free some space, then run the same command again\n")
+    with pytest.raises(PermissionError):  # not the disk's doing: not ours to explain
+        _write_refused("eval", PermissionError(errno.EACCES, "Permission denied", "f"), "kept")

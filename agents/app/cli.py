@@ -67,6 +67,16 @@ def _fix(error: OSError) -> str:
     return "free some space" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that"
 
 
+def _write_refused(command: str, error: OSError, kept: str, then: str = "run the same command again") -> int:
+    """One line for a write the system refused (what is kept, what to do), exit status 1;
+    any other OSError goes on up."""
+    refused = _refused_write(error)
+    if refused is None:
+        raise error
+    print(f"soar-env {command}: error: {refused}; {kept}: {_fix(error)}, then {then}", file=sys.stderr)
+    return 1
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage block): the mistake, and where help is."""
 
@@ -151,15 +161,10 @@ def _train(args: argparse.Namespace) -> int:
         with run_lock(out):
             return _train_locked(args, out)
     except OSError as error:
-        refused = _refused_write(error)
-        if refused is None:
-            raise
         from .loop import saved_rounds
 
-        print(f"soar-env train: error: {refused}; the run is intact up to round {saved_rounds(out)} "
-              f"of {args.rounds} in {out}: {_fix(error)}, then continue with: {_resume_command(args)}",
-              file=sys.stderr)
-        return 1
+        return _write_refused("train", error, f"the run is intact up to round {saved_rounds(out)} of "
+                              f"{args.rounds} in {out}", f"continue with: {_resume_command(args)}")
 
 
 def _resume_command(args: argparse.Namespace) -> str:
@@ -224,13 +229,8 @@ def _eval(args: argparse.Namespace) -> int:
         try:
             results = evaluate_run(args.run, args.seeds, args.variants, eval_steps=args.eval_steps)
         except OSError as error:
-            refused = _refused_write(error)
-            if refused is None:
-                raise
-            print(f"soar-env eval: error: {refused}; each finished evaluation is kept in "
-                  f"{Path(args.run) / 'eval.json'}: {_fix(error)}, then run the same command again",
-                  file=sys.stderr)
-            return 1
+            kept = f"each finished evaluation is kept in {Path(args.run) / 'eval.json'}"
+            return _write_refused("eval", error, kept)
     print_eval(results)
     print(f"wrote {Path(args.run) / 'eval.json'}")
     return 0
@@ -257,12 +257,8 @@ def _bench(args: argparse.Namespace) -> int:
               "the same command resumes them", file=sys.stderr)
         return _status(stop)
     except OSError as error:
-        refused = _refused_write(error)
-        if refused is None:
-            raise
-        print(f"soar-env bench: error: {refused}; finished runs and evaluations are kept under {args.out}: "
-              f"{_fix(error)}, then run the same command again (it resumes them)", file=sys.stderr)
-        return 1
+        return _write_refused("bench", error, f"finished runs and evaluations are kept under {args.out}",
+                              "run the same command again (it resumes them)")
     return 0
 
 
