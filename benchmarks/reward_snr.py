@@ -34,14 +34,13 @@ def main() -> None:
         probe = noise_probe(env, pool, args.rounds)
         seconds = time.perf_counter() - started
         env.close()
-        figure = p7({"P7": probe})
-        rewards = probe["reward"]
-        gap_sd = figure["figure"]
+        criterion = p7({"P7": probe})
         result["per_r"][str(r)] = {
-            "figure": gap_sd, "pass": figure["pass"], "seconds_per_round": round(seconds / args.rounds, 2),
-            "per_seed": {"layout": probe["layout"], "reward": rewards},
+            "figure": criterion["figure"], "pass": criterion["pass"],
+            "seconds_per_round": round(seconds / args.rounds, 2),
+            "per_seed": {"layout": probe["layout"], "reward": probe["reward"]},
         }
-        print(f"r = {r}: {gap_sd}; {seconds / args.rounds:.1f} s a round", flush=True)
+        print(f"r = {r}: {criterion['figure']}; {seconds / args.rounds:.1f} s a round", flush=True)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
