@@ -7,7 +7,7 @@ docs/embedded-domain.md. In short:
   right 98% of the time;
 - **keys** ``*1..4``, ``#1..4``, ``@1..4`` (12): each is a fixed map of the digits, and the
   writer applies the key's own *wrong* map 95% of the time (a consistent wrong rule that
-  RL must unlearn). The hard set is chains of keys only, 5 distinct keys each;
+  RL must unlearn). The hard set is chains of keys only, 3 distinct keys each;
 - **traps** ``<1..4``, ``>1..4``, ``~1..4`` (12): built exactly like the keys, with maps of
   their own, and never in the hard set. A chain with one trap is as learnable as a chain
   with one key, and teaches nothing the hard set needs.
@@ -59,7 +59,8 @@ SPECIAL_ACCURACY = 0.05
 """How often the writer applies a key's (or trap's) right map instead of its wrong one."""
 CORPUS = {"stone": 0.08, "trap": 0.72, "ordinary": 0.04, "multi-key": 0.16}
 """Kinds of pretraining line and their shares: keys and traps then occur equally often."""
-HARD_DISTINCT_KEYS = 5
+HARD_DISTINCT_KEYS = 3
+"""Attempt 2 (docs/embedded-domain.md): 3 keys in 4-6 steps; attempt 1 had 5 keys in 6-8."""
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ class ChainV2Domain(ChainDomain):
         **{op: (1, 2, 3) for op in ORDINARY_OPS}, **{op: SPECIAL_ARGS for op in KEY_OPS + TRAP_OPS}})
     off_target: tuple[str, ...] = TRAP_OPS
     alphabet: str = V2_ALPHABET
-    hard_lengths: range = range(6, 9)
+    hard_lengths: range = range(4, 7)
 
     @property
     def skills(self) -> tuple[str, ...]:
@@ -136,7 +137,7 @@ class ChainV2Domain(ChainDomain):
 
     # ---- problem sources ----------------------------------------------------------------
     def hard_candidates(self, count: int, seed: int) -> list[Problem]:
-        """Chains of 6-8 keys with exactly 5 distinct keys."""
+        """Chains of 4-6 keys with exactly 3 distinct keys."""
         rng = random.Random(seed)
         out = []
         for _ in range(count):
