@@ -17,7 +17,9 @@ The algorithm is ``soar_env.rl.RLOOTrainer``'s: leave-one-out advantages per que
 groups whose samples all scored the same skipped, ``-A * log p(sequence)`` averaged over the
 live sequences, a k3 KL term to a reference when ``kl_coef > 0``. The update is trimmed to
 the live rows' real width and split into passes of at most ``max_pass_tokens`` tokens,
-bucketed by length (gradient accumulation: the sum equals one pass).
+bucketed by length (gradient accumulation: the sum equals one pass). Sampling decodes at
+most ``max_decode_rows`` rows at a time (whole questions): both bound the step's memory,
+which is otherwise set by the stack's size (docs/scale.md, "Memory").
 """
 
 from __future__ import annotations
@@ -36,9 +38,17 @@ from soar_env.rl import rloo_advantages
 from soar_env.stacked_adamw import StackedAdamW
 from soar_env.student.hf import HFStudent
 from soar_env.student.stacked import StackedLlama, shape_of, take_groups
-from soar_env.student.stacked_decode import sample
+from soar_env.student.stacked_decode import concat_rollouts, sample
 
 Weights = dict[str, Tensor]
+
+MAX_PASS_TOKENS = 1 << 13
+MAX_DECODE_ROWS = 1 << 11
+"""Defaults of ``LockstepRLOO``'s memory bounds. Ten stacked fresh students on SOAR-Tiny-v1
+(an evaluation) peaked at 3.5 GB with one pass of 65,536 tokens and every row decoded at
+once; smaller passes and slices were no slower (``benchmarks/lockstep_memory.py``). A
+grounded round at r = 1 (4 runs x 64 questions x 8 samples = 2,048 rows) decodes in one
+call as before."""
 
 
 class QuestionOrder:
@@ -119,6 +129,8 @@ class LockstepRLOO:
         seeds: each run's seed (question order and sampling).
         reference: weights of the KL reference (needed when ``rl.kl_coef > 0``).
         max_pass_tokens: the most completion tokens of one update pass.
+        max_decode_rows: the most rows (questions x samples x stacked runs) decoded at once;
+            a step with more decodes its questions in slices (at least one question each).
         exact_answers: the domain's completions are right (reward 1, else 0) exactly when
             they are the answer's tokens and the end token (``Domain.exact_answers``): a
             group none of whose samples can still be right stops sampling (exact: its
@@ -134,8 +146,9 @@ class LockstepRLOO:
         starts: Sequence[Weights],
         seeds: Sequence[int],
         reference: Weights | None = None,
-        max_pass_tokens: int = 1 << 16,
+        max_pass_tokens: int = MAX_PASS_TOKENS,
         exact_answers: bool = False,
+        max_decode_rows: int = MAX_DECODE_ROWS,
     ):
         if len(starts) != len(seeds) or not starts:
             raise ValueError(f"Expects one seed per start, actual {len(seeds)} for {len(starts)}")
@@ -154,6 +167,7 @@ class LockstepRLOO:
         self.generators = [torch.Generator().manual_seed(seed) for seed in seeds]
         self.failed: dict[int, str] = {}
         self.max_pass_tokens = max_pass_tokens
+        self.max_decode_rows = max_decode_rows
         self.bucket_ratio = 0.6
         self.exact_answers = exact_answers
         self.checked_cut = False  # set once a step's cut rows were graded and found wrong
@@ -208,18 +222,24 @@ class LockstepRLOO:
                 [torch.rand((G, samples, max_new_tokens), generator=g) for g in generators]
             )
         eos, pad = self.student.eos_id, self.student.pad_id
-        out = sample(
-            self.model,
-            ids,
-            mask,
-            samples,
-            max_new_tokens,
-            uniforms,
-            eos,
-            pad,
-            temperature,
-            answers=self._answers(batches),
-        )
+        answers = self._answers(batches)
+        per_call = max(1, self.max_decode_rows // (S * samples))  # questions decoded at once
+        parts = [
+            sample(
+                self.model,
+                ids[:, at : at + per_call],
+                mask[:, at : at + per_call],
+                samples,
+                max_new_tokens,
+                None if uniforms is None else uniforms[:, at : at + per_call],
+                eos,
+                pad,
+                temperature,
+                answers=None if answers is None else answers[:, at : at + per_call],
+            )
+            for at in range(0, G, per_call)
+        ]
+        out = parts[0] if len(parts) == 1 else concat_rollouts(parts, pad)
         for slot in (~out.finite).nonzero().flatten().tolist():
             self.failed.setdefault(
                 self.runs[slot], "sampling failed: the logits are not finite (diverged weights)"

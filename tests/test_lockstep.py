@@ -323,3 +323,24 @@ def test_a_domain_that_pays_a_wrong_completion_cannot_claim_exact_answers(v1):
     )
     with pytest.raises(ValueError, match="exact_answers"):
         trainer.step([domain.problems(64, range(12, 21), seed=0)])
+
+
+def test_decoding_in_slices_gives_the_completions_of_one_call(v1):
+    """``max_decode_rows`` bounds sampling memory; a row's tokens depend on its own random
+    numbers only, so slices of the questions decode what one call does."""
+    student, domain = v1
+    base = student.snapshot()
+    problems = domain.problems(20, range(1, 8), seed=3)
+    rollouts = []
+    for rows in (1 << 20, 7 * 8 * 2):  # one call; slices of 7 questions (the last has 6)
+        trainer = LockstepRLOO(student, domain.reward_batch, domain.student_prompt, tiny_v1().rl,
+                               [_perturbed(base, 1), base], [1, 2], exact_answers=True, max_decode_rows=rows)
+        batches = [problems, problems[::-1]]
+        rollouts.append(trainer.complete(batches, 8, 40, 1.0, [trainer.generators[r] for r in trainer.runs]))
+    whole, sliced = rollouts
+    assert sliced.lengths.shape == whole.lengths.shape == (2, 20, 8)
+    assert torch.equal(sliced.lengths, whole.lengths) and torch.equal(sliced.cut, whole.cut)
+    width = int(whole.lengths.max())
+    assert torch.equal(sliced.tokens[..., :width], whole.tokens[..., :width])
+    assert sliced.texts == whole.texts
+    assert bool(whole.cut.any()) and not bool(whole.cut.all())  # both kinds of group were sliced

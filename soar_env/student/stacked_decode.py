@@ -120,6 +120,17 @@ class StackedRollout:
     """[S, G]: groups stopped early because none of their samples could still be right."""
 
 
+def concat_rollouts(parts: list[StackedRollout], pad_id: int) -> StackedRollout:
+    """One rollout from rollouts of consecutive slices of the questions (dim 1), their
+    tokens padded to the widest."""
+    width = max(p.tokens.shape[-1] for p in parts)
+    tokens = torch.cat([torch.nn.functional.pad(p.tokens, (0, width - p.tokens.shape[-1]), value=pad_id)
+                        for p in parts], dim=1)
+    finite = torch.stack([p.finite for p in parts]).all(0)
+    cut = None if parts[0].cut is None else torch.cat([p.cut for p in parts], dim=1)
+    return StackedRollout(tokens, torch.cat([p.lengths for p in parts], dim=1), finite, cut)
+
+
 @torch.no_grad()
 def sample(
     model: StackedLlama,
