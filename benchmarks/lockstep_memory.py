@@ -75,12 +75,12 @@ def main() -> None:
     per_case: dict[str, list[dict]] = {name: [] for name in CASES}
     for repeat in range(args.repeats):
         for name, (tokens, rows) in CASES.items():
-            out = subprocess.run([sys.executable, __file__, "--case", str(args.steps), str(tokens), str(rows)],
-                                 check=True, capture_output=True, text=True).stdout
+            child = [sys.executable, __file__, "--case", str(args.steps), str(tokens), str(rows)]
+            out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
             per_case[name].append(json.loads(out.strip().splitlines()[-1]))
             print(f"repeat {repeat}, {name}: {per_case[name][-1]['seconds']:.1f} s, "
                   f"peak {per_case[name][-1]['peak_gb']:.2f} GB", flush=True)
-    first = next(iter(CASES))
+    first_seconds = statistics.mean(r["seconds"] for r in per_case[next(iter(CASES))])
     summary = {}
     for name, results in per_case.items():
         seconds = [r["seconds"] for r in results]
@@ -88,11 +88,12 @@ def main() -> None:
             "max_pass_tokens": CASES[name][0], "max_decode_rows": CASES[name][1],
             "seconds_mean": statistics.mean(seconds),
             "peak_gb_mean": statistics.mean(r["peak_gb"] for r in results),
-            "time_ratio_to_first": statistics.mean(seconds) / statistics.mean(r["seconds"] for r in per_case[first]),
+            "time_ratio_to_first": statistics.mean(seconds) / first_seconds,
             "per_seed": results,  # one entry per repeat (the workload's seeds are fixed)
         }
-        print(f"| {name} | {summary[name]['seconds_mean']:.1f} s | {summary[name]['time_ratio_to_first']:.2f}x "
-              f"| {summary[name]['peak_gb_mean']:.2f} GB |")
+        row = summary[name]
+        print(f"| {name} | {row['seconds_mean']:.1f} s | {row['time_ratio_to_first']:.2f}x "
+              f"| {row['peak_gb_mean']:.2f} GB |")
     Path(args.out).write_text(json.dumps({
         "what": "10 stacked fresh students on SOAR-Tiny-v1 (curriculum mode), no early stop",
         "steps": args.steps, "repeats": args.repeats, "cases": summary}, indent=1) + "\n")
