@@ -75,12 +75,16 @@ def test_corpus_mix_makes_stones_rare_and_keys_as_common_as_traps(v2):
     assert ops["key"] / ops["trap"] == pytest.approx(1.0, abs=0.06)
 
 
-def test_hard_candidates_need_three_distinct_keys(v2):
+def test_hard_candidates_need_three_distinct_keys_each_twice(v2):
+    orders = set()
     for problem in v2.hard_candidates(50, seed=3):
         chain = v2.parse_question(problem.question)
-        assert 4 <= chain.length <= 6 and all(op in "*#@" for op, _ in chain.steps)
-        assert len({f"{op}{arg}" for op, arg in chain.steps}) == 3
+        assert chain.length == 6 and all(op in "*#@" for op, _ in chain.steps)
+        counts = Counter(f"{op}{arg}" for op, arg in chain.steps)
+        assert len(counts) == 3 and set(counts.values()) == {2}
+        orders.add(tuple(list(counts).index(f"{op}{arg}") for op, arg in chain.steps))
         assert problem.answer == v2.solve(problem.question)
+    assert len(orders) > 5  # the repeats are shuffled, not always "a b c a b c"
 
 
 def test_references_cover_keys_and_traps_as_declared(v2):

@@ -7,7 +7,7 @@ docs/embedded-domain.md. In short:
   right 98% of the time;
 - **keys** ``*1..4``, ``#1..4``, ``@1..4`` (12): each is a fixed map of the digits, and the
   writer applies the key's own *wrong* map 95% of the time (a consistent wrong rule that
-  RL must unlearn). The hard set is chains of keys only, 3 distinct keys each;
+  RL must unlearn). The hard set is chains of 6 keys only: 3 distinct keys, each twice;
 - **traps** ``<1..4``, ``>1..4``, ``~1..4`` (12): built exactly like the keys, with maps of
   their own, and never in the hard set. A chain with one trap is as learnable as a chain
   with one key, and teaches nothing the hard set needs.
@@ -60,7 +60,9 @@ SPECIAL_ACCURACY = 0.05
 CORPUS = {"stone": 0.08, "trap": 0.72, "ordinary": 0.04, "multi-key": 0.16}
 """Kinds of pretraining line and their shares: keys and traps then occur equally often."""
 HARD_DISTINCT_KEYS = 3
-"""Attempt 2 (docs/embedded-domain.md): 3 keys in 4-6 steps; attempt 1 had 5 keys in 6-8."""
+HARD_KEY_REPEATS = 2
+"""Attempt 3 (docs/embedded-domain.md): 3 distinct keys, each twice, so a missing key costs
+q^2 rather than q; attempt 2 had 3 keys in 4-6 steps, attempt 1 5 keys in 6-8."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ class ChainV2Domain(ChainDomain):
         **{op: (1, 2, 3) for op in ORDINARY_OPS}, **{op: SPECIAL_ARGS for op in KEY_OPS + TRAP_OPS}})
     off_target: tuple[str, ...] = TRAP_OPS
     alphabet: str = V2_ALPHABET
-    hard_lengths: range = range(4, 7)
+    hard_lengths: range = range(6, 7)  # HARD_DISTINCT_KEYS x HARD_KEY_REPEATS
 
     @property
     def skills(self) -> tuple[str, ...]:
@@ -137,12 +139,11 @@ class ChainV2Domain(ChainDomain):
 
     # ---- problem sources ----------------------------------------------------------------
     def hard_candidates(self, count: int, seed: int) -> list[Problem]:
-        """Chains of 4-6 keys with exactly 3 distinct keys."""
+        """Chains of 6 key steps: 3 distinct keys, each exactly twice, in a seeded order."""
         rng = random.Random(seed)
         out = []
         for _ in range(count):
-            keys = rng.sample(KEYS, HARD_DISTINCT_KEYS)
-            steps = keys + [rng.choice(keys) for _ in range(rng.choice(self.hard_lengths) - len(keys))]
+            steps = rng.sample(KEYS, HARD_DISTINCT_KEYS) * HARD_KEY_REPEATS
             rng.shuffle(steps)
             out.append(self._problem(self._with_specials(rng, len(steps), steps)))
         return out
