@@ -97,11 +97,12 @@ class EvalConfig:
         with the stopping rule.
 
         300 steps: ``benchmarks/eval_horizon.py`` trained fresh students for 500 steps on
-        fixed curricula (2 seeds). At 60 steps they rank by how fast they start (short
-        chains first); from 100 to 300 steps good stones lead in both seeds; past 300 the
-        curricula converge and their order is seed noise. The rule fired within 500 steps
-        for no curriculum that learns (the curves keep rising slowly), so the budget, not
-        the rule, ends most evaluations (docs/results.md).
+        fixed curricula (2 seeds, SOAR-Tiny-v0; ``docs/results/eval_horizon.json``). At 60
+        steps they rank by how fast they start (short chains first); good stones lead in
+        both seeds from 100 to 240 steps only (in seed 0 the uniform curriculum leads from
+        260); by 500 the order changes with the seed. The rule fired within 500 steps for no
+        curriculum that learns (the curves keep rising slowly), so the budget, not the rule,
+        ends most evaluations (docs/results.md).
         """
         base = cls(
             mode="mixed",
