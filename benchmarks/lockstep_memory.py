@@ -23,6 +23,7 @@ from pathlib import Path
 CASES = {
     "0.4.0: one pass of 65,536 tokens, every row decoded at once": (1 << 16, 1 << 30),
     "now: passes of 8,192 tokens, decoding in slices of 2,048 rows": (1 << 13, 1 << 11),
+    "halved: passes of 4,096 tokens, decoding in slices of 1,024 rows": (1 << 12, 1 << 10),
 }
 
 
@@ -67,20 +68,23 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=80)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--out", default="docs/results/speed/lockstep_memory.json")
+    parser.add_argument("--only", nargs="+", type=int, help="indices of CASES to run (default: all)")
     parser.add_argument("--case", nargs=3, type=int, help=argparse.SUPPRESS)  # child: steps, pass, rows
     args = parser.parse_args()
     if args.case:
         print(json.dumps(run_case(*args.case)))
         return
-    per_case: dict[str, list[dict]] = {name: [] for name in CASES}
+    cases = {name: bounds for i, (name, bounds) in enumerate(CASES.items())
+             if args.only is None or i in args.only}
+    per_case: dict[str, list[dict]] = {name: [] for name in cases}
     for repeat in range(args.repeats):
-        for name, (tokens, rows) in CASES.items():
+        for name, (tokens, rows) in cases.items():
             child = [sys.executable, __file__, "--case", str(args.steps), str(tokens), str(rows)]
             out = subprocess.run(child, check=True, capture_output=True, text=True).stdout
             per_case[name].append(json.loads(out.strip().splitlines()[-1]))
             print(f"repeat {repeat}, {name}: {per_case[name][-1]['seconds']:.1f} s, "
                   f"peak {per_case[name][-1]['peak_gb']:.2f} GB", flush=True)
-    first_seconds = statistics.mean(r["seconds"] for r in per_case[next(iter(CASES))])
+    first_seconds = statistics.mean(r["seconds"] for r in per_case[next(iter(cases))])
     summary = {}
     for name, results in per_case.items():
         seconds = [r["seconds"] for r in results]

@@ -19,6 +19,14 @@ if "SOAR_ENV_TEST_CACHE" not in os.environ:
 else:
     os.environ["SOAR_ENV_CACHE"] = os.environ["SOAR_ENV_TEST_CACHE"]
 
+# Under pytest-xdist (`-n 2`, the README's command) each worker runs torch on one thread:
+# two workers whose OpenMP threads spin for the same 2 cores slow each other severalfold
+# (soar_env/threads.py). Tests that are about threads set their own counts.
+if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"
+    if "torch" in sys.modules:  # a plugin imported it before this file: set it directly
+        sys.modules["torch"].set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def tiny_student():
