@@ -24,6 +24,7 @@ benchmark resumes. Writes ``--results`` (every round of every seed) and a PNG be
 """
 
 import argparse
+import csv
 import json
 import math
 import statistics
@@ -38,13 +39,19 @@ WINDOW = 3
 def run(env_id: str, name: str, seed: int, rounds: int, out: Path) -> dict:
     path = out / f"{name}_seed{seed}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        result = json.loads(path.read_text())
+        if "useful_fraction" not in result:  # saved before it was kept: read the run's rounds.csv
+            with open(out / f"{name}_seed{seed}" / "rounds.csv") as f:
+                result["useful_fraction"] = [float(row["proposals/useful_fraction"])
+                                             for row in csv.DictReader(f)]
+        return result
     started = time.time()
     history = train_teacher(make_teacher(name), env_id, rounds=rounds, seed=seed,
                             log_dir=out / f"{name}_seed{seed}", progress=False)
     result = {"teacher": name, "seed": seed, "seconds": time.time() - started,
               "rewards": [row["charts/reward_mean"] for row in history],
-              "promoted": [bool(row.get("env/promoted")) for row in history]}
+              "promoted": [bool(row.get("env/promoted")) for row in history],
+              "useful_fraction": [row["proposals/useful_fraction"] for row in history]}
     path.write_text(json.dumps(result))
     return result
 
@@ -99,21 +106,25 @@ def main() -> None:
     for result in soar:
         rewards = until_promotion(result)
         per_seed.append({"seed": result["seed"], "rounds": len(rewards), "seconds": result["seconds"],
-                         "rewards": rewards, **crossings(rewards, upper)})
+                         "rewards": rewards, "useful_fraction": result["useful_fraction"][: len(rewards)],
+                         **crossings(rewards, upper)})
     length = min(p["rounds"] for p in per_seed)
     mean_curve = [statistics.mean(p["rewards"][i] for p in per_seed) for i in range(length)]
     summary = {
         "env": args.env, "rounds": args.rounds, "base_rounds": args.base_rounds, "window": WINDOW,
         "band": {"mean": m, "sd": s, "lower": lower, "upper": upper, "rounds_pooled": len(pooled),
-                 "per_seed": [{"seed": r["seed"], "rewards": until_promotion(r), "seconds": r["seconds"]}
-                              for r in base]},
+                 "per_seed": [{"seed": r["seed"], "rewards": until_promotion(r), "seconds": r["seconds"],
+                               "useful_fraction": r["useful_fraction"]} for r in base]},
         "grounded": {"per_seed": per_seed, "mean_curve": mean_curve, **crossings(mean_curve, upper)},
     }
     print(f"\nBase-T band of a {WINDOW}-round mean: {lower:.3g} .. {upper:.3g} "
           f"(mean {m:.3g}, sd {s:.3g}, {len(pooled)} rounds)")
     for p in per_seed:
+        stones = p["useful_fraction"]
         print(f"grounded seed {p['seed']}: first crossing {p['first_crossing']}, leaves the band at "
-              f"{p['leaves_band']}; mean of the last 10 rounds {statistics.mean(p['rewards'][-10:]):.3g}")
+              f"{p['leaves_band']}; mean of the last 10 rounds {statistics.mean(p['rewards'][-10:]):.3g}; "
+              f"useful stones {statistics.mean(stones[:10]):.3f} (first 10 rounds) -> "
+              f"{statistics.mean(stones[-10:]):.3f} (last 10)")
     g = summary["grounded"]
     print(f"mean over seeds: first crossing {g['first_crossing']}, leaves the band at {g['leaves_band']}")
     results = Path(args.results)
@@ -133,9 +144,10 @@ def plot(summary: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.axhspan(band["lower"], band["upper"], color="0.85", label=f"Base-T band ({WINDOW}-round mean, ±2 sd)")
     ax.axhline(band["mean"], color="0.5", lw=1)
-    for p in grounded["per_seed"]:
-        ax.plot(p["rewards"], alpha=0.3, lw=1)
-        ax.plot(p["moving_average"], lw=1.5, label=f"grounded seed {p['seed']} ({WINDOW}-round mean)")
+    for k, p in enumerate(grounded["per_seed"]):
+        ax.plot(p["rewards"], color=f"C{k}", alpha=0.25, lw=1)
+        ax.plot(p["moving_average"], color=f"C{k}", lw=1.5,
+                label=f"grounded seed {p['seed']} ({WINDOW}-round mean; faint: each round)")
     ax.plot(grounded["moving_average"], color="k", lw=2.5, label="mean over seeds")
     ax.set(title=f"{summary['env']}: the grounded teacher's reward per round", xlabel="round",
            ylabel="grounded reward")
