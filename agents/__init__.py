@@ -40,6 +40,7 @@ TEACHERS = (
     "random",
     "hard-only",
     "curriculum",
+    "oracle",
     "bandit",
     "sb3-ppo",
     "plr",
@@ -75,6 +76,10 @@ def make_teacher(name: str, **kwargs: Any) -> Teacher:
         from .teachers.curriculum_teacher import CurriculumTeacher
 
         return CurriculumTeacher(**kwargs)
+    if name == "oracle":
+        from .teachers.oracle_teacher import OracleTeacher
+
+        return OracleTeacher(**kwargs)
     if name == "bandit":
         from .teachers.bandit_teacher import BanditTeacher
 

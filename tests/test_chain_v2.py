@@ -150,3 +150,21 @@ def test_gym_make_v2_builds_resets_and_steps():
     _, reward, terminated, _, info = env.step(stones)
     assert torch.isfinite(torch.tensor(reward)) and not terminated and info["valid_problems"] == 8
     env.close()
+
+
+def test_the_oracle_teacher_proposes_fresh_useful_stones_with_the_keys_in_turn():
+    from soar_agents import make_teacher
+
+    env = gym.make("SOAR-Tiny-v2", **FAST)
+    env.reset(seed=0)
+    teacher = make_teacher("oracle")
+    teacher.setup(env.unwrapped, 3)
+    first, second = teacher.propose({}, 2)
+    domain = env.unwrapped.domain
+    assert {domain.label(p.question) for p in first + second} == {"useful"}
+    assert [p.question for p in first] != [p.question for p in second]  # fresh draws
+    keys = [next(f"{op}{a}" for op, a in domain.parse_question(p.question).steps if op in "*#@")
+            for p in first]
+    assert len(first) == env.unwrapped.config.dataset_size == len(set(keys))  # the keys in turn
+    assert all(p.answer == domain.solve(p.question) for p in first)
+    env.close()

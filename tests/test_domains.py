@@ -127,6 +127,8 @@ def test_teachers_that_need_a_generator_say_so():
     for name in ("random", "curriculum", "bandit"):
         with pytest.raises(ValueError, match="generator"):
             make_teacher(name).setup(env.unwrapped, 0)
+    with pytest.raises(ValueError, match="declares an oracle"):
+        make_teacher("oracle").setup(env.unwrapped, 0)
     env.close()
 
 

@@ -104,6 +104,7 @@ def _run_child(threads: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_one_seed_twice_is_identical_at_1_and_at_2_threads():
     """Same seed, version and machine: identical rewards, bit for bit, twice at each thread
     count, and the same at 1 and 2 threads (so ``soar_env.threads`` may switch the count

@@ -116,8 +116,8 @@ def test_bench_writes_a_leaderboard(tmp_path):
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-2000:]
     board = (tmp_path / "leaderboard.md").read_text()
-    for variant in ("random-T", "Intrinsic-T", "Hard-Only", "base"):
-        assert f"| {variant} | 2 |" in board
+    for variant in ("random-T", "Intrinsic-T", "Hard-Only", "base"):  # 2 teacher x 2 student seeds
+        assert f"| {variant} | 4 |" in board
     assert (tmp_path / "leaderboard.png").is_file()
     assert "Vendi" in board or "vendi" in board
     summary = json.loads((tmp_path / "leaderboard.json").read_text())
@@ -138,6 +138,7 @@ def test_bench_writes_a_leaderboard(tmp_path):
     assert summary["compute"]["learnability"]["sampled_tokens"] > 0  # the equal-compute view
     # What reproduces the table: env, teachers, seeds, package version, evaluation settings.
     assert summary["env"] == DEFAULT_ENV == "SOAR-Tiny-v1" and summary["seeds"] == [0, 1]
+    assert summary["student_seeds"] == [0, 1000, 1, 1001]  # the protocol: 2 fresh students a teacher seed
     assert summary["teachers"] == ["random", "learnability"] and summary["version"]
     assert summary["eval"]["max_steps"] == 2 and summary["overrides"]["dataset_size"] == 8
     # teacher.* settings reach the LLM teachers only (the paper's answers='teacher' comparison).

@@ -4,10 +4,12 @@ Per seed, each learning teacher is trained into ``out/TEACHER_seedS`` (resumed w
 interrupted) for the same number of rounds (``intrinsic_rounds`` can give intrinsic-reward
 teachers another budget; the leaderboard then says so); fixed teachers (base, random,
 curriculum: ``Teacher.learns`` is False) get an untrained run folder, since rounds would not
-change what they propose. Each is evaluated with the paper's protocol on
-student seed S: its own 128 questions (Grounded-T, Intrinsic-T, ...), its promoted bank
-(PQ) and best promoted student (PS) when it has them; Hard-Only and the base student once
-per seed. The leaderboard gives, per variant, mean pass@k and its 95% interval over seeds,
+change what they propose. Each is evaluated with the paper's protocol by
+``student_seeds`` fresh students per teacher seed S (student seeds S, S + 1000, ...; the
+protocol for teacher benchmarks asks for at least 2, docs/evaluation.md): its own 128
+questions (Grounded-T, Intrinsic-T, ...), its promoted bank (PQ) and best promoted student
+(PS) when it has them; Hard-Only and the base student once per student seed. The
+leaderboard gives, per variant, mean pass@k and its 95% interval over all fresh students,
 the diversity of each teacher's questions, and an equal-compute view: each teacher's
 sampled tokens and wall seconds. Writes ``leaderboard.md``, ``leaderboard.json`` and
 ``leaderboard.png``.
@@ -37,6 +39,9 @@ from .runs import (
     train_run,
 )
 
+STUDENT_SEED_STRIDE = 1000
+"""Teacher seed S is evaluated by student seeds S, S + 1000, ...: the first is S, as before
+0.4.1, so earlier single-student results are reused when a bench resumes."""
 LLM_SETTINGS = ("soar", "base", "prompted", *INTRINSIC)  # the teachers built on SoarTeacherConfig
 DIVERSITY = ("vendi", "self_bleu", "distinct_fraction", "length_entropy", "skill_entropy", "mean_length",
              "off_target_fraction")
@@ -52,8 +57,12 @@ def run_bench(
     eval_steps: int | None = None,
     intrinsic_rounds: int | None = None,
     teacher_settings: dict[str, Any] | None = None,
+    student_seeds: int = 2,
 ) -> dict[str, Any]:
     from rich.console import Console
+
+    if student_seeds < 1:
+        raise ValueError(f"student_seeds expects >= 1, actual {student_seeds}")
 
     out = Path(out)
     console = Console()
@@ -76,16 +85,19 @@ def run_bench(
             own = teacher_variant(teacher)
             variants = [own, "PQ", "PQ@128", "PS"] + (["Hard-Only", "base"] if i == 0 else [])
             bank = int(compute[teacher][-1]["bank_size"])
-            evaluated = evaluate_run(run, [seed], variants=_available(run, variants, bank),
+            students = [seed + STUDENT_SEED_STRIDE * j for j in range(student_seeds)]
+            evaluated = evaluate_run(run, students, variants=_available(run, variants, bank),
                                      eval_steps=eval_steps)
             # As recorded when each evaluation ran (0 for results of versions before 0.3).
             compute[teacher][-1]["eval_seconds"] = sum(
-                per_seed.get(str(seed), 0.0) for per_seed in evaluated.get("seconds", {}).values())
+                per_seed.get(str(s), 0.0) for per_seed in evaluated.get("seconds", {}).values()
+                for s in students)
             eval_settings = evaluated.get("settings", eval_settings)
             for variant, per_seed in evaluated["results"].items():
-                if str(seed) in per_seed:
-                    name = variant if variant in (own, "Hard-Only", "base") else f"{variant} ({teacher})"
-                    results.setdefault(name, {})[str(seed)] = per_seed[str(seed)]
+                for s in students:
+                    if str(s) in per_seed:
+                        name = variant if variant in (own, "Hard-Only", "base") else f"{variant} ({teacher})"
+                        results.setdefault(name, {})[str(s)] = per_seed[str(s)]
             if own in evaluated["diversity"]:
                 diversity.setdefault(own, []).append(evaluated["diversity"][own])
     rows = leaderboard(results)
@@ -94,6 +106,7 @@ def run_bench(
         "version": soar_env.__version__,
         "teachers": teachers,
         "seeds": seeds,
+        "student_seeds": [seed + STUDENT_SEED_STRIDE * j for seed in seeds for j in range(student_seeds)],
         "rounds": rounds,
         "intrinsic_rounds": intrinsic_rounds or rounds,
         "overrides": overrides or {},
@@ -135,8 +148,9 @@ def markdown(summary: dict[str, Any]) -> str:
     rows = summary["leaderboard"]
     ks = [k for k in rows[0] if k.startswith("pass@")] if rows else []
     lines = [
-        f"Held-out pass@k on D_test, {summary['env']}, {len(summary['seeds'])} seeds "
-        f"(teacher and student seed); {summary['rounds']} teacher rounds "
+        f"Held-out pass@k on D_test, {summary['env']}, {len(summary['seeds'])} teacher seeds, "
+        f"{len(summary.get('student_seeds', summary['seeds']))} fresh students in all (student seed S, "
+        f"S + {STUDENT_SEED_STRIDE}, ... for teacher seed S); {summary['rounds']} teacher rounds "
         f"({summary.get('intrinsic_rounds') or summary['rounds']} for intrinsic-reward teachers); "
         "mean ± 95% interval.",
         "",
@@ -146,7 +160,8 @@ def markdown(summary: dict[str, Any]) -> str:
     for row in rows:
         cells = " | ".join(format_interval(row[k]) for k in ks)
         lines.append(f"| {row['variant']} | {row['seeds']} | {cells} |")
-    lines += ["", "Per seed, pass@1 (seeds " + ", ".join(map(str, summary["seeds"])) + "):", ""]
+    students = summary.get("student_seeds", summary["seeds"])
+    lines += ["", "Per student seed, pass@1 (seeds " + ", ".join(map(str, students)) + "):", ""]
     lines += [f"- {row['variant']}: " + " ".join(f"{v:.3g}" for v in row["pass@1"]["per_seed"])
               for row in rows if "per_seed" in row.get("pass@1", {})]
     paired = summary.get("paired_vs_base_t") or {}

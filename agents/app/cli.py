@@ -251,6 +251,7 @@ def _bench(args: argparse.Namespace) -> int:
             args.eval_steps,
             args.intrinsic_rounds,
             teacher_settings=args.settings[1],
+            student_seeds=args.student_seeds,
         )
     except KeyboardInterrupt as stop:
         print(f"\n{_stopped(stop)}: finished runs and evaluations are saved under {args.out}; "
@@ -332,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                        default=["soar", "learnability", "base", "random", "curriculum"],
                        metavar="NAME", help=f"teachers among: {', '.join(TEACHERS)}")
     bench.add_argument("--seeds", type=_positive("--seeds"), default=5, help="number of seeds")
+    bench.add_argument("--student-seeds", type=_positive("--student-seeds"), default=2,
+                       help="fresh students per teacher seed (seeds S, S+1000, ...; the protocol: >= 2)")
     bench.add_argument("--first-seed", type=_positive("--first-seed", 0), default=0,
                        help="seeds first..first+seeds-1 (split a bench over processes; a final run "
                        "over all seeds reuses their results)")
