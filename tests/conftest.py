@@ -28,14 +28,6 @@ if os.environ.get("PYTEST_XDIST_WORKER") and "OMP_NUM_THREADS" not in os.environ
         sys.modules["torch"].set_num_threads(1)
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under xdist, the whole-run tests (``slow``, 10-120 s each) go first, so that the two
-    workers end on short tests instead of one of them on a two-minute run while the other
-    waits. Serial runs keep the file order."""
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
-
-
 @pytest.fixture(scope="session")
 def tiny_student():
     """The shipped tiny chain model (loaded once; tests restore its weights after use)."""
