@@ -24,7 +24,6 @@ benchmark resumes. Writes ``--results`` (every round of every seed) and a PNG be
 """
 
 import argparse
-import csv
 import json
 import math
 import statistics
@@ -39,19 +38,15 @@ WINDOW = 3
 def run(env_id: str, name: str, seed: int, rounds: int, out: Path) -> dict:
     path = out / f"{name}_seed{seed}.json"
     if path.is_file():
-        result = json.loads(path.read_text())
-        if "useful_fraction" not in result:  # saved before it was kept: read the run's rounds.csv
-            with open(out / f"{name}_seed{seed}" / "rounds.csv") as f:
-                result["useful_fraction"] = [float(row["proposals/useful_fraction"])
-                                             for row in csv.DictReader(f)]
-        return result
+        return json.loads(path.read_text())
     started = time.time()
     history = train_teacher(make_teacher(name), env_id, rounds=rounds, seed=seed,
                             log_dir=out / f"{name}_seed{seed}", progress=False)
     result = {"teacher": name, "seed": seed, "seconds": time.time() - started,
               "rewards": [row["charts/reward_mean"] for row in history],
               "promoted": [bool(row.get("env/promoted")) for row in history],
-              "useful_fraction": [row["proposals/useful_fraction"] for row in history]}
+              # the share of useful stones in each round's questions (domains that label them)
+              "useful_fraction": [row.get("proposals/useful_fraction") for row in history]}
     path.write_text(json.dumps(result))
     return result
 
@@ -121,10 +116,11 @@ def main() -> None:
           f"(mean {m:.3g}, sd {s:.3g}, {len(pooled)} rounds)")
     for p in per_seed:
         stones = p["useful_fraction"]
+        shift = (f"; useful stones {statistics.mean(stones[:10]):.3f} (first 10 rounds) -> "
+                 f"{statistics.mean(stones[-10:]):.3f} (last 10)") if None not in stones else ""
         print(f"grounded seed {p['seed']}: first crossing {p['first_crossing']}, leaves the band at "
-              f"{p['leaves_band']}; mean of the last 10 rounds {statistics.mean(p['rewards'][-10:]):.3g}; "
-              f"useful stones {statistics.mean(stones[:10]):.3f} (first 10 rounds) -> "
-              f"{statistics.mean(stones[-10:]):.3f} (last 10)")
+              f"{p['leaves_band']}; mean of the last 10 rounds {statistics.mean(p['rewards'][-10:]):.3g}"
+              f"{shift}")
     g = summary["grounded"]
     print(f"mean over seeds: first crossing {g['first_crossing']}, leaves the band at {g['leaves_band']}")
     results = Path(args.results)

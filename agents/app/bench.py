@@ -40,8 +40,8 @@ from .runs import (
 )
 
 STUDENT_SEED_STRIDE = 1000
-"""Teacher seed S is evaluated by student seeds S, S + 1000, ...: the first is S, as before
-0.4.1, so earlier single-student results are reused when a bench resumes."""
+"""Teacher seed S is evaluated by student seeds S, S + 1000, ...: the first is S, the one
+student seed used before, so earlier single-student results are reused when a bench resumes."""
 LLM_SETTINGS = ("soar", "base", "prompted", *INTRINSIC)  # the teachers built on SoarTeacherConfig
 DIVERSITY = ("vendi", "self_bleu", "distinct_fraction", "length_entropy", "skill_entropy", "mean_length",
              "off_target_fraction")
@@ -64,6 +64,7 @@ def run_bench(
     if student_seeds < 1:
         raise ValueError(f"student_seeds expects >= 1, actual {student_seeds}")
 
+    students_of = {seed: [seed + STUDENT_SEED_STRIDE * j for j in range(student_seeds)] for seed in seeds}
     out = Path(out)
     console = Console()
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -85,7 +86,7 @@ def run_bench(
             own = teacher_variant(teacher)
             variants = [own, "PQ", "PQ@128", "PS"] + (["Hard-Only", "base"] if i == 0 else [])
             bank = int(compute[teacher][-1]["bank_size"])
-            students = [seed + STUDENT_SEED_STRIDE * j for j in range(student_seeds)]
+            students = students_of[seed]
             evaluated = evaluate_run(run, students, variants=_available(run, variants, bank),
                                      eval_steps=eval_steps)
             # As recorded when each evaluation ran (0 for results of versions before 0.3).
@@ -106,7 +107,7 @@ def run_bench(
         "version": soar_env.__version__,
         "teachers": teachers,
         "seeds": seeds,
-        "student_seeds": [seed + STUDENT_SEED_STRIDE * j for seed in seeds for j in range(student_seeds)],
+        "student_seeds": [s for seed in seeds for s in students_of[seed]],
         "rounds": rounds,
         "intrinsic_rounds": intrinsic_rounds or rounds,
         "overrides": overrides or {},

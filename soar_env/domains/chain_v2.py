@@ -63,6 +63,7 @@ HARD_DISTINCT_KEYS = 3
 HARD_KEY_REPEATS = 2
 """Attempt 3 (docs/embedded-domain.md): 3 distinct keys, each twice, so a missing key costs
 q^2 rather than q; attempt 2 had 3 keys in 4-6 steps, attempt 1 5 keys in 6-8."""
+HARD_LENGTH = HARD_DISTINCT_KEYS * HARD_KEY_REPEATS
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class ChainV2Domain(ChainDomain):
         **{op: (1, 2, 3) for op in ORDINARY_OPS}, **{op: SPECIAL_ARGS for op in KEY_OPS + TRAP_OPS}})
     off_target: tuple[str, ...] = TRAP_OPS
     alphabet: str = V2_ALPHABET
-    hard_lengths: range = range(6, 7)  # HARD_DISTINCT_KEYS x HARD_KEY_REPEATS
+    hard_lengths: range = range(HARD_LENGTH, HARD_LENGTH + 1)
 
     @property
     def skills(self) -> tuple[str, ...]:
