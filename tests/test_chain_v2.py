@@ -11,7 +11,7 @@ from conftest import FAST
 import soar_env  # noqa: F401  (registers the ids)
 from soar_env import embedded
 from soar_env.domains.chain import ChainDomain, apply_op
-from soar_env.domains.chain_v2 import KEYS, MAPS, TRAPS, ChainV2Domain, v2_domain
+from soar_env.domains.chain_v2 import KEYS, MAPS, TRAP_OF, TRAPS, ChainV2Domain, v2_domain
 
 
 @pytest.fixture(scope="module")
@@ -75,16 +75,18 @@ def test_corpus_mix_makes_stones_rare_and_keys_as_common_as_traps(v2):
     assert ops["key"] / ops["trap"] == pytest.approx(1.0, abs=0.06)
 
 
-def test_hard_candidates_need_three_distinct_keys_each_twice(v2):
+def test_hard_candidates_need_two_distinct_keys_each_twice(v2):
     orders = set()
-    for problem in v2.hard_candidates(50, seed=3):
+    candidates = v2.hard_candidates(300, seed=3)
+    assert len({p.question for p in candidates}) == 300  # distinct, so D_train and D_test share none
+    for problem in candidates:
         chain = v2.parse_question(problem.question)
-        assert chain.length == 6 and all(op in "*#@" for op, _ in chain.steps)
+        assert chain.length == 4 and all(op in "*#@" for op, _ in chain.steps)
         counts = Counter(f"{op}{arg}" for op, arg in chain.steps)
-        assert len(counts) == 3 and set(counts.values()) == {2}
+        assert len(counts) == 2 and set(counts.values()) == {2}
         orders.add(tuple(list(counts).index(f"{op}{arg}") for op, arg in chain.steps))
         assert problem.answer == v2.solve(problem.question)
-    assert len(orders) > 5  # the repeats are shuffled, not always "a b c a b c"
+    assert len(orders) == 3  # the repeats are shuffled: a a b b, a b a b, a b b a
 
 
 def test_references_cover_keys_and_traps_as_declared(v2):
@@ -95,9 +97,21 @@ def test_references_cover_keys_and_traps_as_declared(v2):
                    for p in oracle)
     assert set(used) == set(KEYS) and set(used.values()) == {10}  # every key, in turn
     for fraction, count in ((0.25, 3), (0.5, 6), (0.75, 9)):
-        part = refs.partial_oracle(fraction, 60, seed=1)
+        part = refs.partial_oracle(fraction, 120, seed=0)
         keys = {f"{op}{a}" for p in part for op, a in v2.parse_question(p.question).steps if op in "*#@"}
         assert keys == set(KEYS[:count])
+        # as deep as the oracle: its covered keys' stones unchanged, the others' keys swapped
+        # for their traps (same start, length, position and argument), so only coverage differs
+        for mine, its in zip(part, oracle):
+            key = next(f"{op}{a}" for op, a in v2.parse_question(its.question).steps if op in "*#@")
+            if key in KEYS[:count]:
+                assert mine == its
+            else:
+                swapped = its.question.replace(key, TRAP_OF[key[0]] + key[1])
+                assert v2.label(mine.question) == "trap" and mine.question == swapped
+                assert mine.answer == v2.solve(mine.question)
+    with pytest.raises(ValueError, match="fraction"):
+        refs.partial_oracle(0.0, 10, seed=0)
     assert {v2.label(p.question) for p in refs.off_target(40, seed=0)} == {"trap"}
     profile = v2.profile([p.question for p in oracle[:3] + refs.off_target(1, seed=0)])
     assert (profile["useful_fraction"], profile["trap_fraction"]) == (0.75, 0.25)

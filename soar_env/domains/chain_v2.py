@@ -7,7 +7,7 @@ docs/embedded-domain.md. In short:
   right 98% of the time;
 - **keys** ``*1..4``, ``#1..4``, ``@1..4`` (12): each is a fixed map of the digits, and the
   writer applies the key's own *wrong* map 95% of the time (a consistent wrong rule that
-  RL must unlearn). The hard set is chains of 6 keys only: 3 distinct keys, each twice;
+  RL must unlearn). The hard set is chains of 4 keys only: 2 distinct keys, each twice;
 - **traps** ``<1..4``, ``>1..4``, ``~1..4`` (12): built exactly like the keys, with maps of
   their own, and never in the hard set. A chain with one trap is as learnable as a chain
   with one key, and teaches nothing the hard set needs.
@@ -34,6 +34,8 @@ KEYS = tuple(f"{op}{arg}" for arg in SPECIAL_ARGS for op in KEY_OPS)
 """The 12 keys, in the fixed order partial oracles take them (the first round(12 f)):
 ``*1 #1 @1 *2 ...``, so that every part mixes the three key characters."""
 TRAPS = tuple(f"{op}{arg}" for op in TRAP_OPS for arg in SPECIAL_ARGS)
+TRAP_OF = dict(zip(KEY_OPS, TRAP_OPS))
+"""A key's trap in partial oracles: the same argument, ``*`` -> ``<``, ``#`` -> ``>``, ``@`` -> ``~``."""
 V2_ALPHABET = ALPHABET + "#@<>~"
 """v0's characters (which include ``*``) plus the new operations'."""
 
@@ -59,10 +61,11 @@ SPECIAL_ACCURACY = 0.05
 """How often the writer applies a key's (or trap's) right map instead of its wrong one."""
 CORPUS = {"stone": 0.08, "trap": 0.72, "ordinary": 0.04, "multi-key": 0.16}
 """Kinds of pretraining line and their shares: keys and traps then occur equally often."""
-HARD_DISTINCT_KEYS = 3
+HARD_DISTINCT_KEYS = 2
 HARD_KEY_REPEATS = 2
-"""Attempt 3 (docs/embedded-domain.md): 3 distinct keys, each twice, so a missing key costs
-q^2 rather than q; attempt 2 had 3 keys in 4-6 steps, attempt 1 5 keys in 6-8."""
+"""Attempt 4 (docs/embedded-domain.md): 2 distinct keys, each twice, so a missing key costs
+q^2 rather than q; attempt 3 had 3 keys each twice, attempt 2 3 keys in 4-6 steps, attempt 1
+5 keys in 6-8."""
 HARD_LENGTH = HARD_DISTINCT_KEYS * HARD_KEY_REPEATS
 
 
@@ -140,23 +143,43 @@ class ChainV2Domain(ChainDomain):
 
     # ---- problem sources ----------------------------------------------------------------
     def hard_candidates(self, count: int, seed: int) -> list[Problem]:
-        """Chains of 6 key steps: 3 distinct keys, each exactly twice, in a seeded order."""
+        """``count`` distinct chains of HARD_LENGTH key steps: HARD_DISTINCT_KEYS distinct keys,
+        each exactly HARD_KEY_REPEATS times, in a seeded order."""
         rng = random.Random(seed)
-        out = []
-        for _ in range(count):
+        out: dict[str, Problem] = {}  # distinct: only 3,960 such chains exist, so draws repeat
+        while len(out) < count:
             steps = rng.sample(KEYS, HARD_DISTINCT_KEYS) * HARD_KEY_REPEATS
             rng.shuffle(steps)
-            out.append(self._problem(self._with_specials(rng, len(steps), steps)))
-        return out
+            problem = self._problem(self._with_specials(rng, len(steps), steps))
+            out.setdefault(problem.question, problem)
+        return list(out.values())
 
     def one_special_chains(self, count: int, seed: int, specials: Sequence[str]) -> list[Problem]:
         """Chains of lengths 1..max_len with exactly one of ``specials`` each, taken in turn
         from a seeded shuffle (each about equally often), ordinary operations elsewhere."""
+        return [self._problem(chain) for chain in self._one_special_chains(count, seed, specials)]
+
+    def _one_special_chains(self, count: int, seed: int, specials: Sequence[str]) -> list[Chain]:
         rng = random.Random(seed)
         order = list(specials)
         rng.shuffle(order)
-        return [self._problem(self._with_specials(rng, rng.randint(1, self.max_len),
-                                                  [order[i % len(order)]])) for i in range(count)]
+        return [self._with_specials(rng, rng.randint(1, self.max_len), [order[i % len(order)]])
+                for i in range(count)]
+
+    def partial_oracle(self, fraction: float, count: int, seed: int) -> list[Problem]:
+        """The oracle's own chains (same ``seed``) with every key outside the first
+        round(12 ``fraction``) of ``KEYS`` swapped for its trap (``TRAP_OF``: ``*1`` -> ``<1``):
+        each covered key is drilled exactly as in the oracle, and only coverage differs
+        (attempt 4; earlier partials spent all 128 questions on the covered keys)."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction expects 0 < f <= 1, actual {fraction}")
+        covered = set(KEYS[: max(1, round(fraction * len(KEYS)))])
+        out = []
+        for chain in self._one_special_chains(count, seed, KEYS):
+            steps = tuple(step if step[0] not in KEY_OPS or f"{step[0]}{step[1]}" in covered
+                          else (TRAP_OF[step[0]], step[1]) for step in chain.steps)
+            out.append(self._problem(Chain(chain.start, steps)))
+        return out
 
     def label(self, question: str) -> str:
         """``useful`` (exactly one key, no trap), ``trap`` (exactly one trap, no key) or ``other``."""
@@ -172,14 +195,9 @@ class ChainV2Domain(ChainDomain):
 
     @property
     def validity(self) -> ValidityReferences:
-        def partial_oracle(fraction: float, count: int, seed: int) -> list[Problem]:
-            if not 0 < fraction <= 1:
-                raise ValueError(f"fraction expects 0 < f <= 1, actual {fraction}")
-            return self.one_special_chains(count, seed, KEYS[: max(1, round(fraction * len(KEYS)))])
-
         return ValidityReferences(
-            oracle=lambda count, seed: partial_oracle(1.0, count, seed),
-            partial_oracle=partial_oracle,
+            oracle=lambda count, seed: self.one_special_chains(count, seed, KEYS),
+            partial_oracle=self.partial_oracle,
             off_target=lambda count, seed: self.one_special_chains(count, seed, TRAPS),
             label=self.label,
         )
