@@ -13,7 +13,7 @@ other students keep the one-at-a-time path.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,14 +49,20 @@ def _schedule(run: FreshRun, real: list[Problem], config: Any):
     return data
 
 
-def train_fresh_students(env: Any, runs: Sequence[FreshRun], config: Any, progress: bool = False) -> None:
+OnStep = Callable[[FreshRun, int, Callable[[], dict]], None]
+"""``on_step(run, steps_done, weights)``: called after each step for every run still in the
+stack; ``weights()`` returns that run's current weights (a copy, only when asked for)."""
+
+
+def train_fresh_students(env: Any, runs: Sequence[FreshRun], config: Any, progress: bool = False,
+                         on_step: OnStep | None = None) -> None:
     """Train every run from the env's base weights, in stacks of at most ``MAX_STACK``;
     fills each run's ``steps``, ``rewards`` and ``weights`` (or ``failed``)."""
     for at in range(0, len(runs), MAX_STACK):
-        _train_stack(env, list(runs[at : at + MAX_STACK]), config, progress)
+        _train_stack(env, list(runs[at : at + MAX_STACK]), config, progress, on_step)
 
 
-def _train_stack(env: Any, runs: list[FreshRun], config: Any, progress: bool) -> None:
+def _train_stack(env: Any, runs: list[FreshRun], config: Any, progress: bool, on_step: OnStep | None) -> None:
     from tqdm.auto import tqdm
 
     from soar_env.lockstep import LockstepRLOO
@@ -100,6 +106,8 @@ def _train_stack(env: Any, runs: list[FreshRun], config: Any, progress: bool) ->
             stop = stoppers[i].update(s["reward"]) and config.early_stop
             if i in trainer.failed or stop or step + 1 == config.max_steps:
                 done.append(i)
+            if on_step is not None and i not in trainer.failed:
+                on_step(runs[i], step + 1, lambda i=i: trainer.weights(i))
         for i in done:
             if i in trainer.failed:
                 runs[i].failed = trainer.failed[i]

@@ -3,9 +3,11 @@
 import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import pytest
+import torch
 from conftest import as_settings
 
 import soar_env  # noqa: F401  (registers the ids)
@@ -95,6 +97,49 @@ def test_evaluate_curricula_is_evaluate_curriculum_per_curriculum():
         # so the curricula trained together agree with each alone within rounding.
         for got, expected in zip(together[name].per_seed, alone.per_seed):
             assert got == pytest.approx(expected, rel=1e-4)
+
+
+def test_fresh_students_report_each_step_with_the_weights_they_end_with():
+    from soar_env.fresh_students import FreshRun, train_fresh_students
+
+    env = gym.make("SOAR-Tiny-v0", **SMALL).unwrapped
+    env.reset(seed=0)
+    config = EvalConfig.for_env(env, max_steps=3, early_stop=False)
+    runs = [FreshRun(env.domain.problems(8, range(4, 7), seed=1), 0), FreshRun([], 1)]
+    seen, last = [], {}
+
+    def on_step(run, done, weights):
+        seen.append((runs.index(run), done))
+        if done == 3:
+            last[runs.index(run)] = weights()
+
+    train_fresh_students(env, runs, config, on_step=on_step)
+    assert sorted(seen) == [(r, d) for r in (0, 1) for d in (1, 2, 3)]
+    for i, run in enumerate(runs):
+        assert all(torch.equal(last[i][k], run.weights[k]) for k in run.weights)
+    assert not all(torch.equal(last[0][k], last[1][k]) for k in last[0])  # each run its own
+
+
+def test_the_eval_horizon_is_where_every_seed_stops_reordering():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "eval_horizon", Path(__file__).parents[1] / "benchmarks" / "eval_horizon.py")
+    horizon = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(horizon)
+
+    def curves(b_after: int, ties: bool = False) -> dict:
+        steps = range(100, 501, 100)
+        return {"a": [{"seed": s, "pass@1": [(t, 0.5) for t in steps]} for s in (0, 1)],
+                "b": [{"seed": s, "pass@1": [(t, 0.6 if t >= b_after or s == 0 else 0.4) for t in steps]}
+                      for s in (0, 1)],
+                "c": [{"seed": s, "pass@1": [(t, 0.5 if ties else 0.1) for t in steps]} for s in (0, 1)]}
+
+    assert horizon.horizon(curves(300), 500)["horizon"] == 300  # seed 1's b overtakes a at 300
+    assert horizon.horizon(curves(100), 500)["horizon"] == 200  # never before 200
+    assert horizon.horizon(curves(500), 500)["horizon"] is None  # reorders at the last checkpoint
+    found = horizon.horizon(curves(300, ties=True), 500)  # exact ties group, they do not reorder
+    assert found["horizon"] == 300 and found["final_ranking_per_seed"]["1"] == [["b"], ["a", "c"]]
 
 
 @dataclass(frozen=True)
