@@ -264,9 +264,12 @@ def evaluate_curricula(
     """The protocol for several curricula at once: a fresh student per curriculum and seed.
 
     Every caller that trains fresh students goes through here (the bench, ``soar-env eval``
-    and ``soar-env validate``), so that one trainer can run them together. Each result
-    equals ``evaluate_curriculum`` on that curriculum alone; the env's student is restored
-    to its current weights afterwards.
+    and ``soar-env validate``), so that one trainer can run them together. Each run starts
+    as ``evaluate_curriculum`` on that curriculum alone, within float rounding (a stacked
+    product sums in an order set by the stack's shape); over hundreds of steps sampling
+    amplifies that rounding, so a run's exact value depends on which runs share its stack
+    (a fixed call is deterministic; docs/results.md, the v2 horizon study). The env's
+    student is restored to its current weights afterwards.
     """
     config = config or EvalConfig.for_env(env)
     if getattr(env, "executor", None) == "lockstep":  # every (curriculum, seed) student side by side
