@@ -36,6 +36,10 @@ def test_p1_needs_apart_intervals_and_room_above_the_oracle():
     result = validity_report.p1(ceiling)
     assert result["pass"] is False and "0.95 (> 0.9)" in result["figure"]
     assert validity_report.p1([_row("Base-T", 0.1)])["pass"] is None  # no oracle: not applicable
+    spread = [_row("oracle", 0.1, ci=0.2), _row("Base-T", 0.001, ci=0.001)]
+    spread[0]["pass@1"]["per_seed"], spread[1]["pass@1"]["per_seed"] = [0.05, 0.3, 0.04], [1e-3, 2e-3, 4e-4]
+    result = validity_report.p1(spread)  # every seed agrees, the intervals do not: still a fail
+    assert result["pass"] is False and result["figure"].endswith("above Base-T in 3 of 3, 50x to 150x")
 
 
 def _pool(useful, trap, other, top_useful, top, l_useful, l_trap):

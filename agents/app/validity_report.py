@@ -44,7 +44,18 @@ def p1(rows: list[dict]) -> dict[str, Any]:
     return {"pass": bool(apart and top <= CEILING),
             "figure": f"pass@1 oracle {_g(o['mean'])} ± {_g(o['ci95'])} vs Base-T {_g(b['mean'])} ± "
                       f"{_g(b['ci95'])} ({'apart' if apart else 'overlapping'}); oracle pass@32 "
-                      f"{_g(top)} ({'<=' if top <= CEILING else '>'} {CEILING})"}
+                      f"{_g(top)} ({'<=' if top <= CEILING else '>'} {CEILING}){_by_seed(o, b)}"}
+
+
+def _by_seed(o: dict, b: dict) -> str:
+    """For reading a P1 result, not part of it: whether the lead holds seed by seed (a spread
+    between students widens the unpaired intervals even when every seed agrees)."""
+    pairs = list(zip(o.get("per_seed", []), b.get("per_seed", [])))
+    if not pairs or any(y <= 0 for _, y in pairs):
+        return ""
+    ratios = [x / y for x, y in pairs]
+    return (f"; by seed (not part of P1) the oracle is above Base-T in {sum(r > 1 for r in ratios)} "
+            f"of {len(ratios)}, {_g(min(ratios))}x to {_g(max(ratios))}x")
 
 
 def p2(pools: list[dict]) -> dict[str, Any]:
