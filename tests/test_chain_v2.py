@@ -11,7 +11,7 @@ from conftest import FAST
 import soar_env  # noqa: F401  (registers the ids)
 from soar_env import embedded
 from soar_env.domains.chain import ChainDomain, apply_op
-from soar_env.domains.chain_v2 import KEYS, MAPS, TRAP_OF, TRAPS, ChainV2Domain, v2_domain
+from soar_env.domains.chain_v2 import HARD_CHAINS, KEYS, MAPS, TRAP_OF, TRAPS, ChainV2Domain, v2_domain
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +79,9 @@ def test_hard_candidates_need_two_distinct_keys_each_twice(v2):
     orders = set()
     candidates = v2.hard_candidates(300, seed=3)
     assert len({p.question for p in candidates}) == 300  # distinct, so D_train and D_test share none
+    assert len(v2.hard_candidates(HARD_CHAINS, seed=0)) == HARD_CHAINS == 3960  # all of them, no hang
+    with pytest.raises(ValueError, match="at most 3960"):
+        v2.hard_candidates(HARD_CHAINS + 1, seed=0)
     for problem in candidates:
         chain = v2.parse_question(problem.question)
         assert chain.length == 4 and all(op in "*#@" for op, _ in chain.steps)

@@ -18,6 +18,7 @@ one trap and no key. The corpus (so the untrained teacher) is mostly trap chains
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,9 @@ HARD_KEY_REPEATS = 2
 q^2 rather than q; attempt 3 had 3 keys each twice, attempt 2 3 keys in 4-6 steps, attempt 1
 5 keys in 6-8."""
 HARD_LENGTH = HARD_DISTINCT_KEYS * HARD_KEY_REPEATS
+HARD_CHAINS = (math.comb(len(KEYS), HARD_DISTINCT_KEYS) * math.factorial(HARD_LENGTH)
+               // math.factorial(HARD_KEY_REPEATS) ** HARD_DISTINCT_KEYS * 10)
+"""How many distinct hard chains exist (key sets x orders x start digits): 3,960."""
 
 
 @dataclass(frozen=True)
@@ -145,8 +149,11 @@ class ChainV2Domain(ChainDomain):
     def hard_candidates(self, count: int, seed: int) -> list[Problem]:
         """``count`` distinct chains of HARD_LENGTH key steps: HARD_DISTINCT_KEYS distinct keys,
         each exactly HARD_KEY_REPEATS times, in a seeded order."""
+        if count > HARD_CHAINS:
+            raise ValueError(f"hard_candidates expects at most {HARD_CHAINS} on SOAR-Tiny-v2 (that many "
+                             f"distinct hard chains exist), actual {count}")
         rng = random.Random(seed)
-        out: dict[str, Problem] = {}  # distinct: only 3,960 such chains exist, so draws repeat
+        out: dict[str, Problem] = {}  # distinct: only HARD_CHAINS exist, so draws repeat
         while len(out) < count:
             steps = rng.sample(KEYS, HARD_DISTINCT_KEYS) * HARD_KEY_REPEATS
             rng.shuffle(steps)
