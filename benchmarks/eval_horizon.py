@@ -65,7 +65,7 @@ def ranking(values: dict[str, float]) -> tuple:
 
 def horizon(curves: dict, steps: int) -> dict:
     """The registered rule (module docstring), and for reading: the last checkpoint at which
-    each seed's ranking changed, and whether the oracle leads every later checkpoint."""
+    each seed's ranking changed, and each seed's final ranking."""
     seeds = sorted({run["seed"] for runs in curves.values() for run in runs})
     at = {s: {} for s in seeds}  # seed -> checkpoint -> {curriculum: pass@1}
     for name, runs in curves.items():
@@ -110,15 +110,15 @@ def main() -> None:
             names[id(run)], points[id(run)] = name, []
 
     def measure(run: FreshRun, done: int, weights) -> None:
-        if done % args.every == 0:
-            keep = env.lab.snapshot()
-            try:
-                env.lab.load(weights())
-                points[id(run)].append((done, evaluate_student(env, run.seed, config)[1]))
-            finally:
-                env.lab.load(keep)
+        if done % args.every == 0:  # the stack trains apart from the lab's student: load, measure
+            env.lab.load(weights())
+            points[id(run)].append((done, evaluate_student(env, run.seed, config)[1]))
 
-    train_fresh_students(env, runs, config, progress=True, on_step=measure)
+    keep = env.lab.snapshot()
+    try:
+        train_fresh_students(env, runs, config, progress=True, on_step=measure)
+    finally:
+        env.lab.load(keep)
     for run in runs:
         stopper = SlopeStopper(config.smoothing, config.stop_fraction, config.min_steps)
         stop = next((t + 1 for t, r in enumerate(run.rewards) if stopper.update(r)), None)
