@@ -92,6 +92,38 @@ def test_grouped_query_attention_and_left_padding(tmp_path):
     assert torch.allclose(_decoded_logprobs(model, pid, pmask, cid, cmask), ref, atol=1e-5)
 
 
+def test_stacked_gradients_do_not_depend_on_the_thread_count(tmp_path):
+    """The fused attention's forward and backward sum in the same order at 1 and 2 threads
+    (left-padded prompts, grouped-query attention, several samples per prompt), so
+    ``soar_env.threads`` may change the count under load without changing a result."""
+    build_chat_llama(tmp_path)
+    student = HFStudent.from_pretrained(tmp_path, device="cpu")
+    weights = [_perturbed(student.snapshot(), s) for s in (3, 4, 5)]
+    for w in weights:
+        w["lm_head.weight"] = w["model.embed_tokens.weight"]
+    prompts = [student.chat_prompt(q) for q in ("1+1", "what is 12*12?", "x", "7-2")]
+    pid, pmask = student.encode_prompts(prompts)
+    cid, _ = student.encode_completions(["2", "144 it is", "y!", "5"])
+    completions = torch.stack([cid, cid.roll(1, dims=0)], dim=1)  # 2 samples per prompt
+    assert not bool(pmask.all())
+
+    def gradients(threads: int) -> list[torch.Tensor]:
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            model = StackedLlama.from_states(shape_of(student.model), weights)
+            lp = model.completion_logprobs(pid[None].expand(3, -1, -1), pmask[None].expand(3, -1, -1),
+                                           completions[None].expand(3, -1, -1, -1))
+            (lp * torch.linspace(-1, 1, lp.numel()).view(lp.shape)).sum().backward()
+            return [lp.detach()] + [p.grad for p in model.params.values()]
+        finally:
+            torch.set_num_threads(before)
+
+    one, two = gradients(1), gradients(2)
+    assert all(torch.isfinite(t).all() for t in one)
+    assert all(torch.equal(a, b) for a, b in zip(one, two))
+
+
 def test_models_the_stack_cannot_hold_are_named(tmp_path):
     from transformers import GPT2Config, GPT2LMHeadModel
 

@@ -243,10 +243,12 @@ class StackedLlama:
         cis = self._rope(positions)[:, :, :, None, :]  # [S, G, P, 1, hd / 2]
         padded = not bool(mask.all())
         keys_ok = mask.bool()[:, :, None, None, :]  # [S, G, 1, 1, P]
-        allowed = torch.ones(P, P, dtype=torch.bool).tril()[None, None, None] & keys_ok
-        bias = torch.zeros(allowed.shape if padded else (P, P)).masked_fill_(
-            ~(allowed if padded else allowed[0, 0, 0]), NEG_INF
-        )
+        causal = torch.ones(P, P, dtype=torch.bool).tril()
+        # A left-padding position may attend to nothing real: it attends to itself, so that
+        # its (unread) output stays finite; a real position never attends to padding.
+        allowed = None
+        if padded:
+            allowed = ((causal & keys_ok) | torch.eye(P, dtype=torch.bool)).view(S * G, 1, P, P)
         x = self.params["embed"].gather(1, ids.reshape(S, -1, 1).expand(-1, -1, sh.hidden))
         kv = []
         for i in range(sh.layers):
@@ -263,48 +265,58 @@ class StackedLlama:
                 x = x.view(S, G, P, sh.hidden)[:, :, -1]
                 x = x + linear(att.reshape(S, G, sh.heads * sh.head_dim), self.params[f"{i}.o"])
                 return self._mlp(i, x), kv, mask.sum(-1)
-            q = q.permute(0, 1, 3, 2, 4)  # [S, G, heads, P, hd]
-            scores = q @ k.transpose(-1, -2) / math.sqrt(sh.head_dim) + bias
-            att = _softmax(scores) @ v  # [S, G, heads, P, hd]
-            att = att.permute(0, 1, 3, 2, 4).reshape(S, G * P, sh.heads * sh.head_dim)
+            q = q.permute(0, 1, 3, 2, 4).reshape(S * G, sh.heads, P, sh.head_dim)
+            att = torch.nn.functional.scaled_dot_product_attention(
+                q, k.reshape(S * G, sh.heads, P, sh.head_dim), v.reshape(S * G, sh.heads, P, sh.head_dim),
+                attn_mask=allowed, is_causal=not padded,
+            )  # fused (see ``continue_``)
+            att = att.view(S, G, sh.heads, P, sh.head_dim).permute(0, 1, 3, 2, 4).reshape(S, G * P, -1)
             x = x + linear(att, self.params[f"{i}.o"])
             x = self._mlp(i, x)
         raise ValueError("Expects a model with at least one layer")
 
     # ---- completions -----------------------------------------------------------------------
     def continue_(
-        self, tokens: Tensor, positions: Tensor, prompt_kv: list[tuple[Tensor, Tensor]], prompt_bias: Tensor
+        self, tokens: Tensor, positions: Tensor, prompt_kv: list[tuple[Tensor, Tensor]], prompt_keys: Tensor
     ) -> Tensor:
         """Hidden states of completion tokens [S, G, n, C] that follow their group's prompt
         (teacher forcing: the training and scoring path; ``Decoder`` samples).
 
-        Each token attends to its group's prompt (keys shared by the group's n samples)
-        and causally to the earlier tokens of its own row. Returns [S, G, n, C, H].
+        Each token attends to its group's prompt (``prompt_keys`` [S, G, P]: True on real
+        prompt tokens) and causally to the earlier tokens of its own row. Returns
+        [S, G, n, C, H].
+
+        Attention is torch's fused ``scaled_dot_product_attention`` over each row's prompt
+        keys (a view shared by the group's n samples until the kernel reads it) followed by
+        its own: forward and backward without materialising the scores, 2.5x faster than
+        the explicit softmax at an update pass's shapes (docs/scale.md); its sums do not
+        depend on the thread count (``tests/test_recorded_rewards.py``).
         """
         S, G, n, C = tokens.shape
         sh = self.shape
         cis = self._rope(positions)[..., None, :]  # [S, G, n, C, 1, hd / 2]
         x = self.params["embed"].gather(1, tokens.reshape(S, -1, 1).expand(-1, -1, sh.hidden))
-        scale = 1.0 / math.sqrt(sh.head_dim)
-        causal = torch.zeros(C, C).masked_fill_(~torch.ones(C, C, dtype=torch.bool).tril(), NEG_INF)
+        P = prompt_keys.shape[-1]
+        rows = S * G * n
+        causal = torch.ones(C, C, dtype=torch.bool).tril()
+        allowed = torch.cat(
+            [prompt_keys[:, :, None, None, :].expand(S, G, n, C, P), causal.expand(S, G, n, C, C)], dim=-1
+        ).reshape(rows, 1, C, P + C)
         for i in range(sh.layers):
-            q, k, v = self._qkv(i, x, (S, G, n, C), cis)  # q [S,G,n,C,heads,hd]
-            q = q.permute(0, 1, 4, 2, 3, 5)  # [S, G, heads, n, C, hd]
+            q, k, v = self._qkv(i, x, (S, G, n, C), cis)  # [S, G, n, C, heads, hd]
             pk, pv = prompt_kv[i]  # [S, G, heads, P, hd]
-            P = pk.shape[-2]
-            shared = (q.reshape(S, G, sh.heads, n * C, sh.head_dim) @ pk.transpose(-1, -2)) * scale
-            shared = shared.view(S, G, sh.heads, n, C, P) + prompt_bias[:, :, None, None, None, :]
-            k = self._expand_kv(k.permute(0, 1, 2, 4, 3, 5), 3)  # [S, G, n, heads, C, hd]
-            v = self._expand_kv(v.permute(0, 1, 2, 4, 3, 5), 3)
-            qr = q.permute(0, 1, 3, 2, 4, 5)  # [S, G, n, heads, C, hd]
-            mine = (qr @ k.transpose(-1, -2)) * scale + causal  # [S, G, n, heads, C, C]
-            shared = shared.permute(0, 1, 3, 2, 4, 5)  # [S, G, n, heads, C, P]
-            probs = _softmax(torch.cat([shared, mine], dim=-1))
-            to_prompt, to_own = probs.split([P, mine.shape[-1]], dim=-1)
-            att = to_prompt.permute(0, 1, 3, 2, 4, 5).reshape(S, G, sh.heads, n * C, P) @ pv
-            att = att.view(S, G, sh.heads, n, C, sh.head_dim).permute(0, 1, 3, 2, 4, 5) + to_own @ v
-            att = att.permute(0, 1, 2, 4, 3, 5).reshape(S, G * n * C, sh.heads * sh.head_dim)
-            x = x + linear(att, self.params[f"{i}.o"])
+            keys = torch.cat(
+                [pk[:, :, None].expand(S, G, n, sh.heads, P, sh.head_dim),
+                 self._expand_kv(k.transpose(3, 4), 3)], dim=-2,
+            ).reshape(rows, sh.heads, P + C, sh.head_dim)
+            values = torch.cat(
+                [pv[:, :, None].expand(S, G, n, sh.heads, P, sh.head_dim),
+                 self._expand_kv(v.transpose(3, 4), 3)], dim=-2,
+            ).reshape(rows, sh.heads, P + C, sh.head_dim)
+            q = q.transpose(3, 4).reshape(rows, sh.heads, C, sh.head_dim)
+            att = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=allowed)
+            att = att.view(S, G, n, sh.heads, C, sh.head_dim).transpose(3, 4)
+            x = x + linear(att.reshape(S, G * n * C, sh.heads * sh.head_dim), self.params[f"{i}.o"])
             x = self._mlp(i, x)
         return x.view(S, G, n, C, sh.hidden)
 
@@ -318,11 +330,12 @@ class StackedLlama:
         [S, G, n, C]. The caller masks positions past each row's end."""
         last, kv, start = self.prompts(prompt_ids, prompt_mask)
         S, G, n, C = completions.shape
-        bias = torch.zeros(prompt_mask.shape).masked_fill_(prompt_mask == 0, NEG_INF)
         first = self.logits(last)[:, :, None, None, :].expand(S, G, n, 1, self.shape.vocab)
         if C > 1:
             positions = start[:, :, None, None] + torch.arange(C - 1)
-            hidden = self.continue_(completions[..., :-1], positions.expand(S, G, n, C - 1), kv, bias)
+            hidden = self.continue_(
+                completions[..., :-1], positions.expand(S, G, n, C - 1), kv, prompt_mask.bool()
+            )
             logits = torch.cat([first, self.logits(hidden)], dim=3)
         else:
             logits = first
