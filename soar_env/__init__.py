@@ -13,7 +13,7 @@ import warnings
 
 from gymnasium.envs.registration import register
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 DEFAULT_ENV = "SOAR-Tiny-v1"
 """The embedded default of the CLI, the bench and the examples: the tiny id with an off-target

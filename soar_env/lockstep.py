@@ -42,13 +42,14 @@ from soar_env.student.stacked_decode import concat_rollouts, sample
 
 Weights = dict[str, Tensor]
 
-MAX_PASS_TOKENS = 1 << 13
-MAX_DECODE_ROWS = 1 << 11
+MAX_PASS_TOKENS = 1 << 12
+MAX_DECODE_ROWS = 1 << 10
 """Defaults of ``LockstepRLOO``'s memory bounds. Ten stacked fresh students on SOAR-Tiny-v1
 (an evaluation) peaked at 3.5 GB with one pass of 65,536 tokens and every row decoded at
-once; smaller passes and slices were no slower (``benchmarks/lockstep_memory.py``). A
-grounded round at r = 1 (4 runs x 64 questions x 8 samples = 2,048 rows) decodes in one
-call as before."""
+once. Since 0.5.0 (fused attention) passes of 4,096 tokens and slices of 1,024 rows peak at
+0.73-0.77 GB against 0.92-1.02 GB at 8,192 and 2,048, for about 5% more time
+(``benchmarks/lockstep_memory.py``, docs/scale.md). A worker of the CLI's 2 stacks 2 runs of
+a grounded round (2 x 64 questions x 8 samples = 1,024 rows): one call."""
 
 
 class QuestionOrder:
