@@ -1,7 +1,8 @@
 """Old and new code side by side: do they measure the same things, in distribution?
 
 0.4.0 changed the numbers (the lockstep executor samples with its own random streams and
-sums in another order), so equality with 0.3.0 cannot be checked; equivalence can. Each
+sums in another order), so equality with 0.3.0 cannot be checked; equivalence can (0.5.0
+changed them again, in float rounding: ``--baseline 1fb130a`` is 0.4.0). Each
 check runs the same inputs through an older revision (``--baseline``, imported from a
 temporary git worktree, its default executor) and through this checkout (its default), each
 case in its own process, and reports per seed, with Welch's two-sample t-test and the
@@ -19,6 +20,7 @@ difference of means with its 95% interval:
 A difference is a finding to explain, not a threshold to tune: the JSON keeps every value.
 
     python benchmarks/equivalence.py --baseline 3fb52dd --out docs/results/equivalence.json
+    python benchmarks/equivalence.py --baseline 1fb130a --out docs/results/speed/equivalence_0.5.0.json
 """
 
 from __future__ import annotations
@@ -179,7 +181,9 @@ def main() -> None:
         }
         print(json.dumps(cases[args.case](args.arg)))
         return
-    result: dict = {"env": ENV, "baseline": args.baseline}
+    from soar_env import __version__
+
+    result: dict = {"env": ENV, "baseline": args.baseline, "version": __version__}
     with tempfile.TemporaryDirectory() as tmp:
         old = Path(tmp) / "baseline"
         subprocess.run(
@@ -206,7 +210,8 @@ def main() -> None:
 
 def report(result: dict) -> None:
     tests: dict = {}
-    print(f"\n{result['env']}: 0.4.0 (new) vs {result['baseline']} (old)\n")
+    version = result.get("version", "this checkout")
+    print(f"\n{result['env']}: {version} (new) vs {result['baseline']} (old)\n")
     print("| check | old mean | new mean | new - old (95% interval) | Welch p |\n|---|---:|---:|---:|---:|")
     rows = [
         (f"grounded reward, {k}", result["rewards"]["old"][k], result["rewards"]["new"][k])

@@ -1,5 +1,5 @@
 """Seconds per grounded round of a tiny id at its defaults, by executor (serial, lockstep,
-process, ray), optionally against the serial round of an older git revision.
+process, ray), optionally against an older git revision's round (serial by default).
 
 A round is g=4 datasets (n=64 chains of uniform length 1-20, the tiny teacher's
 distribution), each trained r x K RLOO steps and measured on M reward questions. Each case
@@ -10,6 +10,8 @@ shows how far their mean reward is from the first case's (an equivalence check w
 name is ``benchmarks/equivalence.py``).
 
     python benchmarks/round_speed.py --baseline 3fb52dd --executors lockstep lockstep:2  # vs 0.3.0
+    python benchmarks/round_speed.py --baseline 1fb130a --baseline-executors lockstep:2 \
+        --executors lockstep:2                                              # vs 0.4.0
     python benchmarks/round_speed.py --inner-runs 4 --executors lockstep               # r = 4
     python benchmarks/round_speed.py --executors serial process ray          # pip install '.[ray]'
 
@@ -81,7 +83,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="alternations of the cases")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--env", default=None, help="a tiny id (default: soar_env.DEFAULT_ENV)")
-    parser.add_argument("--baseline", help="a git revision whose serial round is timed too")
+    parser.add_argument("--baseline", help="a git revision whose round is timed too")
+    parser.add_argument("--baseline-executors", nargs="+", default=["serial"],
+                        choices=["serial", "lockstep", "lockstep:2"],
+                        help="the baseline revision's executors (default: serial; lockstep needs >= 0.4.0)")
     parser.add_argument("--executors", nargs="+", default=["serial", "lockstep"],
                         choices=["serial", "lockstep", "lockstep:2", "process", "ray"],
                         help="lockstep:2 = lockstep in 2 worker processes; 'ray' needs the [ray] extra")
@@ -103,7 +108,8 @@ def main() -> None:
         if args.baseline:
             subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(old_tree),
                             args.baseline], check=True)
-            cases[f"serial at {args.baseline}"] = ("serial", old_tree)
+            for executor in args.baseline_executors:
+                cases[f"{executor} at {args.baseline}"] = (executor, old_tree)
         for executor in args.executors:
             name = f"{executor}, {args.workers} workers" if executor in ("process", "ray") else executor
             cases[name] = (executor, None)
