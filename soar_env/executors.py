@@ -206,6 +206,13 @@ def _run_stack_in_worker(jobs: list[InnerJob], baseline_file: str | None, versio
     return LockstepExecutor(_worker_lab(baseline_file, version, reference)).run(jobs)
 
 
+def _fresh_in_worker(runs: list, config: Any, rl: Any, real: list, progress: bool, label: str) -> list:
+    from soar_env.fresh_students import train_stacks
+
+    train_stacks(_worker["lab"], real, rl, runs, config, progress, label=label)  # the worker's base student
+    return runs
+
+
 class ProcessExecutor:
     """Runs the jobs in ``num_workers`` local processes (CPU students): one job at a time per
     worker, or (``stacked``, the lockstep executor with workers) one share of the jobs per
@@ -262,6 +269,25 @@ class ProcessExecutor:
             raise RuntimeError(f"A worker process of executor={self.name!r} died ({err}); if none was "
                                f"killed (out of memory, a signal), {SPAWN_NEEDS}") from err
         return [d for share in done for d in share] if self.stacked else done
+
+    def train_fresh(self, runs: list, config: Any, rl: Any, real: list, progress: bool) -> None:
+        """Fresh students of an evaluation (``soar_env.fresh_students``), in contiguous shares,
+        one stack per worker; fills each run's results in place. Stacked workers only."""
+        size = -(-len(runs) // self.num_workers)
+        shares = [runs[at : at + size] for at in range(0, len(runs), size)]
+        self._running = [
+            self._pool.submit(_fresh_in_worker, share, config, rl, real, progress and i == 0,
+                              f", share 1 of {len(shares)}" if len(shares) > 1 else "")
+            for i, share in enumerate(shares)
+        ]
+        try:
+            trained = [future.result() for future in self._running]
+        except BrokenProcessPool as err:
+            raise RuntimeError(f"A worker process of executor={self.name!r} died ({err}); if none was "
+                               f"killed (out of memory, a signal), {SPAWN_NEEDS}") from err
+        for share, back in zip(shares, trained):
+            for run, result in zip(share, back):
+                run.__dict__.update(result.__dict__)
 
     def close(self) -> None:
         # Idle workers stop cleanly. Running jobs (an interrupted run) are abandoned, not

@@ -228,3 +228,31 @@ def test_a_killed_validate_goes_on_from_the_next_seed(tmp_path, monkeypatch, cap
     rows = {r["name"]: r for r in json.loads((tmp_path / "SOAR-Tiny-v0.json").read_text())["curricula"]}
     assert rows["oracle"]["pass@1"]["per_seed"][0] == kept["0"]["results"]["oracle"]["1"]
     assert not log.exists()  # the run's own files hold it all now
+
+
+def test_fresh_students_in_worker_processes_are_their_shares_trained_here():
+    """With lockstep workers the runs are split into contiguous shares, one stack per worker:
+    each run ends exactly as the same share trained in this process does."""
+    from soar_env.fresh_students import FreshRun, train_fresh_students, train_stacks
+
+    env = gym.make("SOAR-Tiny-v0", **SMALL, executor="lockstep", num_workers=2).unwrapped
+    try:
+        env.reset(seed=0)
+        config = EvalConfig.for_env(env, max_steps=3, early_stop=False)
+        curricula = [env.domain.problems(8, range(3, 7), seed=s) for s in range(3)] + [[]]
+
+        def runs():
+            return [FreshRun(list(c), seed) for c in curricula for seed in (0,)]
+
+        in_workers = runs()
+        train_fresh_students(env, in_workers, config)
+        here = runs()
+        for share in (here[:2], here[2:]):
+            train_stacks(env.lab, list(env.hard_set.train), config.rl, share, config)
+    finally:
+        env.close()
+    for a, b in zip(in_workers, here):
+        assert a.steps == b.steps == 3 and a.failed is None
+        assert a.rewards == b.rewards
+        assert all(torch.equal(a.weights[k], b.weights[k]) for k in b.weights)
+    assert not all(torch.equal(in_workers[0].weights[k], in_workers[2].weights[k]) for k in here[0].weights)

@@ -198,7 +198,10 @@ def _train_locked(args: argparse.Namespace, out: Path) -> int:
     if args.eval_seeds > 0:
         seeds = list(range(args.eval_seeds))
         try:
-            results = evaluate_run(out, seeds, eval_steps=args.eval_steps)
+            # The fresh students train in the lockstep workers too (not a result setting).
+            machine = ({"executor": args.executor, "num_workers": args.workers}
+                       if args.executor in ("auto", "lockstep") else None)
+            results = evaluate_run(out, seeds, eval_steps=args.eval_steps, machine=machine)
         except KeyboardInterrupt as stop:
             steps = f" --eval-steps {args.eval_steps}" if args.eval_steps else ""
             print(f"\n{_stopped(stop)} during the evaluation: the trained run is saved in {out}, and each "
@@ -227,7 +230,8 @@ def _eval(args: argparse.Namespace) -> int:
         from .runs import evaluate_run
 
         try:
-            results = evaluate_run(args.run, args.seeds, args.variants, eval_steps=args.eval_steps)
+            results = evaluate_run(args.run, args.seeds, args.variants, eval_steps=args.eval_steps,
+                                   machine={"num_workers": args.workers})
         except OSError as error:
             kept = f"each finished evaluation is kept in {Path(args.run) / 'eval.json'}"
             return _write_refused("eval", error, kept)
@@ -311,7 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "processes) for small CPU students, else serial; serial/process/ray give "
                             "equal results, lockstep equal in distribution (docs/scale.md)")
     train.add_argument("--workers", type=_positive("--workers"), default=min(2, os.cpu_count() or 1),
-                       help="worker processes of lockstep (1: in this process), process and ray")
+                       help="worker processes of lockstep (1: in this process; also the evaluation's "
+                            "fresh students), process and ray")
     train.add_argument("--report-to", type=_report_to, default="csv,tensorboard", metavar="LIST",
                        help="where each round's row goes: csv, tensorboard, trackio (comma-separated; "
                             "none for none). trackio: a local project 'soar-env', `trackio show` opens it")
@@ -323,6 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--variants", nargs="*", default=None,
                     help="subset of: Grounded-T/Intrinsic-T/Base-T/NAME-T, PQ, PS, Hard-Only, base")
     ev.add_argument("--eval-steps", type=_positive("--eval-steps"), default=None, help=steps_help)
+    ev.add_argument("--workers", type=_positive("--workers"), default=min(2, os.cpu_count() or 1),
+                    help="worker processes that train the fresh students (1: in this process)")
     ev.set_defaults(func=_eval)
     bench = sub.add_parser("bench", help="several teachers x seeds, trained and evaluated; a leaderboard",
                            formatter_class=fmt)

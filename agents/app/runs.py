@@ -100,7 +100,7 @@ def _train_run(out: Path, spec: dict[str, Any], resume: bool, progress: bool,
         env.close()  # worker processes of executor='process' end with the run
 
 
-def _load_run(run: Path):
+def _load_run(run: Path, machine: dict[str, Any] | None = None):
     if not (run / "run.json").is_file() or not has_checkpoint(run):
         raise FileNotFoundError(
             f"Expects a trained run in {run} (run.json, manifest.json), actual none: run "
@@ -113,7 +113,8 @@ def _load_run(run: Path):
             raise RunFolderError(f"{run / 'run.json'} names an env that is not registered: {spec['env']!r}")
         settings = spec.get("teacher_settings")
         agent = make_teacher(spec["teacher"], **({"settings": settings} if settings else {}))
-        env = make_teacher_env(spec["env"], agent, **{"rounds": max(spec["rounds"], 1), **spec["overrides"]})
+        env = make_teacher_env(spec["env"], agent, **{"rounds": max(spec["rounds"], 1), **spec["overrides"],
+                                                      **(machine or {})})
         seed = spec["seed"]
     except (KeyError, TypeError) as err:
         raise RunFolderError(f"{run / 'run.json'} lacks {err}; train again into another folder") from err
@@ -130,8 +131,12 @@ def evaluate_run(
     config: EvalConfig | None = None,
     progress: bool = True,
     eval_steps: int | None = None,
+    machine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The paper's protocol on a trained run; results accumulate in ``run/eval.json``.
+
+    ``machine``: where it runs (``soar_env.machine.Machine`` fields; not part of the results):
+    with ``num_workers >= 2`` the fresh students train in that many worker processes.
 
     Variants: the teacher's own (``Grounded-T``, ``Intrinsic-T``, ``Base-T`` or
     ``NAME-T``: 128 questions sampled from the trained teacher), ``PQ`` (promoted bank,
@@ -141,12 +146,21 @@ def evaluate_run(
     """
     run = Path(run)
     with run_lock(run, create=False):  # eval.json has one writer at a time
-        return _evaluate_run(run, seeds, variants, config, progress, eval_steps)
+        return _evaluate_run(run, seeds, variants, config, progress, eval_steps, machine)
 
 
 def _evaluate_run(run: Path, seeds: list[int], variants: list[str] | None, config: EvalConfig | None,
-                  progress: bool, eval_steps: int | None) -> dict[str, Any]:
-    spec, agent, env = _load_run(run)
+                  progress: bool, eval_steps: int | None, machine: dict[str, Any] | None) -> dict[str, Any]:
+    spec, agent, env = _load_run(run, machine)
+    try:
+        return _evaluate_loaded(run, spec, agent, env, seeds, variants, config, progress, eval_steps)
+    finally:
+        env.close()  # its worker processes, if any, end with the evaluation
+
+
+def _evaluate_loaded(run: Path, spec: dict[str, Any], agent: Any, env: Any, seeds: list[int],
+                     variants: list[str] | None, config: EvalConfig | None, progress: bool,
+                     eval_steps: int | None) -> dict[str, Any]:
     config = config or EvalConfig.for_env(env, **({"max_steps": eval_steps} if eval_steps else {}))
     path = run / "eval.json"
     settings = {k: v for k, v in asdict(config).items() if k != "rl"}
