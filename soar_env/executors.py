@@ -206,9 +206,30 @@ def _run_stack_in_worker(jobs: list[InnerJob], baseline_file: str | None, versio
     return LockstepExecutor(_worker_lab(baseline_file, version, reference)).run(jobs)
 
 
+def _results(futures: list) -> list:
+    """Each future's result, waited for in slices of 0.2 s: Ctrl-C may reach one of the pool's
+    threads rather than the main one, and then does not interrupt a long wait on a lock; the
+    main thread handles it at its next slice."""
+    from concurrent.futures import FIRST_EXCEPTION, wait
+
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+        if any(f.exception() is not None for f in done):
+            break
+    return [f.result() for f in futures]
+
+
 def _fresh_in_worker(runs: list, config: Any, rl: Any, real: list, progress: bool, label: str) -> list:
+    import threading
+
+    from tqdm import tqdm
+
     from soar_env.fresh_students import train_stacks
 
+    # A thread lock for the progress bar, not tqdm's default multiprocessing one: a worker
+    # stopped by Ctrl-C would leave that semaphore behind (a resource_tracker warning).
+    tqdm.set_lock(threading.RLock())
     train_stacks(_worker["lab"], real, rl, runs, config, progress, label=label)  # the worker's base student
     return runs
 
@@ -264,7 +285,7 @@ class ProcessExecutor:
         self._running = [self._pool.submit(work, item, baseline, version, self.kl_reference)
                          for item in items]
         try:
-            done = [future.result() for future in self._running]
+            done = _results(self._running)
         except BrokenProcessPool as err:
             raise RuntimeError(f"A worker process of executor={self.name!r} died ({err}); if none was "
                                f"killed (out of memory, a signal), {SPAWN_NEEDS}") from err
@@ -281,7 +302,7 @@ class ProcessExecutor:
             for i, share in enumerate(shares)
         ]
         try:
-            trained = [future.result() for future in self._running]
+            trained = _results(self._running)
         except BrokenProcessPool as err:
             raise RuntimeError(f"A worker process of executor={self.name!r} died ({err}); if none was "
                                f"killed (out of memory, a signal), {SPAWN_NEEDS}") from err
