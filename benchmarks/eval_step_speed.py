@@ -13,8 +13,12 @@ steps are timed where the evaluation spends its time:
    case's tree with its own defaults (memory bounds, attention), takes one step untimed,
    then ``--steps`` timed steps; the process's peak RSS is recorded. The cases alternate
    ``--repeats`` times.
+3. with ``--split``: this checkout's stack again, as two processes at one torch thread
+   each, side by side, each with half of the students (what ``soar-env train`` does with
+   its 2 workers); a step's time is the slower half's.
 
     python benchmarks/eval_step_speed.py --baseline 1fb130a --out docs/results/speed/eval_step_0.5.0.json
+    python benchmarks/eval_step_speed.py --split --out docs/results/speed/eval_step_split.json
 """
 
 from __future__ import annotations
@@ -64,8 +68,9 @@ def warm(steps: int, path: str) -> None:
     torch.save([r.weights for r in runs], path)
 
 
-def case(weights: str, steps: int) -> dict:
-    """Step 2 in whichever tree is imported: time ``steps`` steps of the saved stack."""
+def case(weights: str, steps: int, half: int | None = None) -> dict:
+    """Step 2 in whichever tree is imported: time ``steps`` steps of the saved stack (or of
+    its ``half``: 0 the first students, 1 the others)."""
     import gymnasium as gym
     import torch
 
@@ -85,8 +90,12 @@ def case(weights: str, steps: int) -> dict:
             random.Random(seed).shuffle(mixed)
             data.append(mixed)
     starts = torch.load(weights)
-    trainer = LockstepRLOO(lab.student, lab.domain.reward_batch, lab.student_prompt, rl, starts,
-                           [s for _ in range(len(starts) // len(SEEDS)) for s in SEEDS],
+    seeds = [s for _ in range(len(starts) // len(SEEDS)) for s in SEEDS]
+    if half is not None:
+        cut = len(starts) // 2
+        keep = slice(0, cut) if half == 0 else slice(cut, None)
+        starts, seeds, data = starts[keep], seeds[keep], data[keep]
+    trainer = LockstepRLOO(lab.student, lab.domain.reward_batch, lab.student_prompt, rl, starts, seeds,
                            exact_answers=lab.domain.exact_answers)
     trainer.step(data)  # first-call costs stay out
     seconds, rewards = [], []
@@ -100,15 +109,38 @@ def case(weights: str, steps: int) -> dict:
             "version": soar_env.__version__, "soar_env": soar_env.__file__}
 
 
-def _child(weights: str, steps: int, tree: Path | None) -> dict:
+def _start(weights: str, steps: int, tree: Path | None, half: int | None = None) -> subprocess.Popen:
     env = dict(os.environ)
     if tree is not None:  # import the old revision's soar_env ahead of the installed one
         env["PYTHONPATH"] = os.pathsep.join([str(tree), env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, __file__, "--case", weights, "--steps", str(steps)],
-                         capture_output=True, text=True, env=env, cwd=tempfile.gettempdir())
-    if out.returncode:
-        raise SystemExit(f"case failed:\n{out.stderr[-3000:]}")
-    data = json.loads(out.stdout.strip().splitlines()[-1])
+    if half is not None:
+        env["SOAR_ENV_THREADS"] = "1"  # as a worker of soar-env train runs
+    command = [sys.executable, __file__, "--case", weights, "--steps", str(steps)]
+    command += [] if half is None else ["--half", str(half)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=tempfile.gettempdir())
+
+
+def _child(weights: str, steps: int, tree: Path | None) -> dict:
+    return _finish(_start(weights, steps, tree), tree)
+
+
+def _split(weights: str, steps: int) -> dict:
+    """Two halves side by side; the steps' times are the slower half's, the memory their sum."""
+    halves = [_finish(p, None) for p in [_start(weights, steps, None, h) for h in (0, 1)]]
+    slower = max(halves, key=lambda h: sum(h["seconds"]))
+    return {"seconds": slower["seconds"],
+            "rewards": [(a + b) / 2 for a, b in zip(halves[0]["rewards"], halves[1]["rewards"])],
+            "peak_rss_gb": halves[0]["peak_rss_gb"] + halves[1]["peak_rss_gb"],
+            "version": halves[0]["version"], "soar_env": halves[0]["soar_env"],
+            "halves_seconds": [h["seconds"] for h in halves]}
+
+
+def _finish(process: subprocess.Popen, tree: Path | None) -> dict:
+    stdout, stderr = process.communicate()
+    if process.returncode:
+        raise SystemExit(f"case failed:\n{stderr[-3000:]}")
+    data = json.loads(stdout.strip().splitlines()[-1])
     expected = tree if tree is not None else REPO
     if not data["soar_env"].startswith(str(expected)):
         raise SystemExit(f"case imported {data['soar_env']}, not the tree {expected}")
@@ -121,29 +153,35 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=120, help="steps trained before the timed ones")
     parser.add_argument("--steps", type=int, default=8, help="timed steps per case")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--split", action="store_true",
+                        help="also this checkout's stack as two processes of one thread (the CLI's workers)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--half", type=int, choices=(0, 1), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(case(args.case, args.steps)))
+        print(json.dumps(case(args.case, args.steps, args.half)))
         return
     with tempfile.TemporaryDirectory() as tmp:
         weights = str(Path(tmp) / "weights.pt")
         started = time.perf_counter()
         warm(args.warm, weights)
         print(f"warm-up: {args.warm} steps in {time.perf_counter() - started:.0f} s", flush=True)
-        trees: dict[str, Path | None] = {}
+        trees: dict[str, Path | str | None] = {}
         old = Path(tmp) / "baseline"
         if args.baseline:
             subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q", str(old),
                             args.baseline], check=True)
             trees[f"at {args.baseline}"] = old
         trees["this checkout"] = None
+        if args.split:
+            trees["this checkout, 2 processes of 1 thread"] = "split"
         results: dict[str, list] = {name: [] for name in trees}
         try:
             for _ in range(args.repeats):
                 for name, tree in trees.items():
-                    results[name].append(_child(weights, args.steps, tree))
+                    results[name].append(_split(weights, args.steps) if tree == "split"
+                                         else _child(weights, args.steps, tree))
                     last = results[name][-1]
                     print(f"{name} ({last['version']}): {statistics.fmean(last['seconds']):.2f} s a step, "
                           f"peak {last['peak_rss_gb']:.2f} GB", flush=True)

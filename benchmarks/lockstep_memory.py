@@ -22,8 +22,8 @@ from pathlib import Path
 
 CASES = {
     "0.4.0: one pass of 65,536 tokens, every row decoded at once": (1 << 16, 1 << 30),
-    "now: passes of 8,192 tokens, decoding in slices of 2,048 rows": (1 << 13, 1 << 11),
-    "halved: passes of 4,096 tokens, decoding in slices of 1,024 rows": (1 << 12, 1 << 10),
+    "0.4.0 bounded: passes of 8,192 tokens, decoding in slices of 2,048 rows": (1 << 13, 1 << 11),
+    "0.5.0 (halved): passes of 4,096 tokens, decoding in slices of 1,024 rows": (1 << 12, 1 << 10),
     "passes of 4,096 tokens, decoding in slices of 2,048 rows": (1 << 12, 1 << 11),
     "passes of 8,192 tokens, decoding in slices of 1,024 rows": (1 << 13, 1 << 10),
 }

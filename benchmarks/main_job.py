@@ -85,21 +85,27 @@ def main() -> None:
                    "sys.argv[0] = 'soar-env'; main()", "train", "--rounds", str(args.rounds),
                    "--out", str(run)] + (["--eval-steps", str(args.eval_steps)] if args.eval_steps else [])
         started = time.perf_counter()
-        process = subprocess.Popen(command, env=env, cwd=tmp, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
+        # Output to a file, not a pipe: an undrained pipe fills (64 kB of progress bars) and
+        # blocks the writer, which is how a first version of this script stalled a run.
+        errors = open(Path(tmp) / "stderr.txt", "w+")
+        process = subprocess.Popen(command, env=env, cwd=tmp, stdout=subprocess.DEVNULL, stderr=errors,
+                                   text=True)
         peak_main = peak_tree = 0
         while process.poll() is None:
             peak_main = max(peak_main, _rss_bytes(process.pid))
             peak_tree = max(peak_tree, _tree_rss(process.pid))
             time.sleep(0.2)
         seconds = time.perf_counter() - started
+        errors.seek(0)
         if process.returncode:
-            raise SystemExit(f"soar-env train failed:\n{process.stderr.read()[-3000:]}")
+            raise SystemExit(f"soar-env train failed:\n{errors.read()[-3000:]}")
+        errors.close()
         rows = list(csv.DictReader(open(run / "rounds.csv")))
         evaluation = json.loads((run / "eval.json").read_text())
     rounds = [float(r["time/round_seconds"]) for r in rows]
     tokens = [int(float(r["env/sampled_tokens"])) for r in rows]  # the run's total so far
-    fresh = max(s for per_seed in evaluation["seconds"].values() for s in per_seed.values())
+    # eval.json keeps each (variant, seed)'s share of its stack's wall time: they sum to the evaluation.
+    fresh = sum(s for per_seed in evaluation["seconds"].values() for s in per_seed.values())
     result = {
         "what": f"soar-env train --rounds {args.rounds} (SOAR-Tiny-v1, soar teacher, seed 0, the CLI's "
                 "default 2 lockstep workers) then its evaluation, from a fresh clone with an empty "
@@ -111,7 +117,7 @@ def main() -> None:
             "seconds_total": round(seconds, 1),
             "seconds_rounds": round(sum(rounds), 1),
             "seconds_outside_rounds": round(seconds - sum(rounds), 1),
-            "seconds_fresh_students": round(fresh, 1),
+            "seconds_evaluation": round(fresh, 1),
             "peak_rss_gb_main_process": round(peak_main / 1e9, 3),
             "peak_rss_gb_process_tree": round(peak_tree / 1e9, 3),
             "round_seconds": [round(s, 2) for s in rounds],
@@ -121,7 +127,7 @@ def main() -> None:
     }
     s = result["per_seed"]["0"]
     print(f"{seconds / 60:.1f} min in all: {s['seconds_rounds'] / 60:.1f} min of rounds, "
-          f"{fresh / 60:.1f} min of fresh students; peak {s['peak_rss_gb_main_process']:.2f} GB main "
+          f"{fresh / 60:.1f} min of evaluation; peak {s['peak_rss_gb_main_process']:.2f} GB main "
           f"process, {s['peak_rss_gb_process_tree']:.2f} GB tree")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
