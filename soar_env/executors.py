@@ -206,20 +206,6 @@ def _run_stack_in_worker(jobs: list[InnerJob], baseline_file: str | None, versio
     return LockstepExecutor(_worker_lab(baseline_file, version, reference)).run(jobs)
 
 
-def _results(futures: list) -> list:
-    """Each future's result, waited for in slices of 0.2 s: Ctrl-C may reach one of the pool's
-    threads rather than the main one, and then does not interrupt a long wait on a lock; the
-    main thread handles it at its next slice."""
-    from concurrent.futures import FIRST_EXCEPTION, wait
-
-    pending = set(futures)
-    while pending:
-        done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
-        if any(f.exception() is not None for f in done):
-            break
-    return [f.result() for f in futures]
-
-
 def _fresh_in_worker(runs: list, config: Any, rl: Any, real: list, progress: bool, label: str) -> list:
     import threading
 
@@ -284,12 +270,25 @@ class ProcessExecutor:
             work, items = _run_in_worker, jobs
         self._running = [self._pool.submit(work, item, baseline, version, self.kl_reference)
                          for item in items]
+        done = self._gather()
+        return [d for share in done for d in share] if self.stacked else done
+
+    def _gather(self) -> list:
+        """The results of ``self._running``, in order, waited for in slices of 0.2 s: Ctrl-C
+        may reach one of the pool's threads rather than the main one, and then does not
+        interrupt a long wait on a lock; the main thread handles it at its next slice."""
+        from concurrent.futures import FIRST_EXCEPTION, wait
+
+        pending = set(self._running)
+        while pending:
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_EXCEPTION)
+            if any(f.exception() is not None for f in done):
+                break
         try:
-            done = _results(self._running)
+            return [f.result() for f in self._running]
         except BrokenProcessPool as err:
             raise RuntimeError(f"A worker process of executor={self.name!r} died ({err}); if none was "
                                f"killed (out of memory, a signal), {SPAWN_NEEDS}") from err
-        return [d for share in done for d in share] if self.stacked else done
 
     def train_fresh(self, runs: list, config: Any, rl: Any, real: list, progress: bool) -> None:
         """Fresh students of an evaluation (``soar_env.fresh_students``), in contiguous shares,
@@ -301,12 +300,7 @@ class ProcessExecutor:
                               f", share 1 of {len(shares)}" if len(shares) > 1 else "")
             for i, share in enumerate(shares)
         ]
-        try:
-            trained = _results(self._running)
-        except BrokenProcessPool as err:
-            raise RuntimeError(f"A worker process of executor={self.name!r} died ({err}); if none was "
-                               f"killed (out of memory, a signal), {SPAWN_NEEDS}") from err
-        for share, back in zip(shares, trained):
+        for share, back in zip(shares, self._gather()):
             for run, result in zip(share, back):
                 run.__dict__.update(result.__dict__)
 

@@ -61,9 +61,9 @@ def train_fresh_students(env: Any, runs: Sequence[FreshRun], config: Any, progre
 
     Where the env's executor keeps lockstep worker processes (``num_workers >= 2``) and no
     ``on_step`` hook needs the weights here, the runs are split into contiguous shares, one
-    stack per worker (one torch thread each): 1.2x faster than one stack on 2 threads for an
-    evaluation's ten students on 2 cores (docs/scale.md). A share's runs are what the same
-    share would give in this process at one thread; the split is fixed by the runs' order."""
+    stack per worker at one torch thread, as the rounds' workers (on 2 cores two processes
+    beat one of two threads: docs/scale.md). A share's runs are what the same share gives in
+    this process; the split is fixed by the runs' order."""
     rl = config.rl or env.config.rl
     real = list(env.hard_set.train)
     executor = getattr(env, "_executor", None)

@@ -47,7 +47,7 @@ MAX_DECODE_ROWS = 1 << 10
 """Defaults of ``LockstepRLOO``'s memory bounds. Ten stacked fresh students on SOAR-Tiny-v1
 (an evaluation) peaked at 3.5 GB with one pass of 65,536 tokens and every row decoded at
 once. Since 0.5.0 (fused attention) passes of 4,096 tokens and slices of 1,024 rows peak at
-0.73-0.77 GB against 0.92-1.02 GB at 8,192 and 2,048, for about 5% more time
+0.77 GB against 1.02 GB at 8,192 and 2,048, in the same time within one repeat's noise
 (``benchmarks/lockstep_memory.py``, docs/scale.md). A worker of the CLI's 2 stacks 2 runs of
 a grounded round (2 x 64 questions x 8 samples = 1,024 rows): one call."""
 

@@ -242,7 +242,7 @@ def test_fresh_students_in_worker_processes_are_their_shares_trained_here():
         curricula = [env.domain.problems(8, range(3, 7), seed=s) for s in range(3)] + [[]]
 
         def runs():
-            return [FreshRun(list(c), seed) for c in curricula for seed in (0,)]
+            return [FreshRun(list(c), 0) for c in curricula]
 
         in_workers = runs()
         train_fresh_students(env, in_workers, config)

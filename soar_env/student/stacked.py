@@ -243,11 +243,11 @@ class StackedLlama:
         cis = self._rope(positions)[:, :, :, None, :]  # [S, G, P, 1, hd / 2]
         padded = not bool(mask.all())
         keys_ok = mask.bool()[:, :, None, None, :]  # [S, G, 1, 1, P]
-        causal = torch.ones(P, P, dtype=torch.bool).tril()
         # A left-padding position may attend to nothing real: it attends to itself, so that
         # its (unread) output stays finite; a real position never attends to padding.
         allowed = None
         if padded:
+            causal = torch.ones(P, P, dtype=torch.bool).tril()
             allowed = ((causal & keys_ok) | torch.eye(P, dtype=torch.bool)).view(S * G, 1, P, P)
         x = self.params["embed"].gather(1, ids.reshape(S, -1, 1).expand(-1, -1, sh.hidden))
         kv = []
