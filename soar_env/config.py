@@ -74,7 +74,8 @@ class SoarConfig:
     'champ' (offline CHAMP). Unused by the chain domain, which generates its candidates."""
     chain_variant: str = "v0"
     """Chain domain: 'v0' (SOAR-Tiny-v0), 'v1' (adds off-target chains; SOAR-Tiny-v1) or
-    'v2' (keys and traps; SOAR-Tiny-v2). Picks the domain and, when student is None, the
+    'v2' (keys and traps; SOAR-Tiny-v2) or 'v3' (v2's model, one-key hard problems;
+    SOAR-Tiny-v3). Picks the domain and, when student is None, the
     shipped model (``soar_env.embedded``)."""
     dataset_size: int = 64
     """n: problems in one action (paper: 64)."""
@@ -234,6 +235,12 @@ def tiny_v2(**overrides) -> SoarConfig:
     return tiny(**{"chain_variant": "v2", "tau": TINY_V2_TAU, "eval_mode": "curriculum", **overrides})
 
 
+def tiny_v3(**overrides) -> SoarConfig:
+    """SOAR-Tiny-v3: v2 with hard problems that need one key three times (no promotion
+    threshold yet, like v2's)."""
+    return tiny(**{"chain_variant": "v3", "tau": TINY_V2_TAU, "eval_mode": "curriculum", **overrides})
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named set of defaults (see the module docstring); calling it gives its ``SoarConfig``."""
@@ -260,6 +267,7 @@ PRESETS = {
     "paper": Preset(paper, student_device=None, small_students=False, reward_scale=1.0),
     "tiny_v1": Preset(tiny_v1, **_SMALL),
     "tiny_v2": Preset(tiny_v2, **_SMALL),
+    "tiny_v3": Preset(tiny_v3, **_SMALL),
 }
 
 

@@ -15,8 +15,10 @@ from soar_env.domains.chain_variants import (  # noqa: F401 (the embedded defaul
     TINY_CHAIN_PATH,
     TINY_CHAIN_V1_PATH,
     TINY_CHAIN_V2_PATH,
+    TINY_CHAIN_V3_PATH,
     tiny_domain,
     variant_domain,
+    variant_hardset_path,
     variant_model_path,
 )
 from soar_env.problems import Problem

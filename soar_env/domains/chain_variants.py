@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from soar_env.domains.chain import ChainDomain, v1_domain
 from soar_env.domains.chain_v2 import v2_domain
+from soar_env.domains.chain_v3 import v3_domain
 
 if TYPE_CHECKING:
     from soar_env.config import SoarConfig
@@ -27,7 +28,10 @@ TINY_CHAIN_V1_PATH = _ASSETS / "tiny-chain-v1"
 TINY_CHAIN_V2_PATH = _ASSETS / "tiny-chain-v2"
 """Folder of the v2 model (``chain_pretrain --variant v2``): keys, traps, v2's corpus."""
 
-CHAIN_VARIANTS = ("v0", "v1", "v2")
+TINY_CHAIN_V3_PATH = _ASSETS / "tiny-chain-v3"
+"""Folder of v3's shipped hard set only: v3 runs v2's model (``TINY_CHAIN_V2_PATH``)."""
+
+CHAIN_VARIANTS = ("v0", "v1", "v2", "v3")
 """Values of ``SoarConfig.chain_variant``."""
 
 
@@ -38,20 +42,30 @@ def tiny_domain() -> ChainDomain:
 
 def variant_domain(variant: str = "v0") -> ChainDomain:
     """The chain domain of a variant: v0's (``tiny_domain``), v1's (off-target family) or
-    v2's (keys and traps, ``soar_env.domains.chain_v2``)."""
+    v2's (keys and traps, ``soar_env.domains.chain_v2``) or v3's (v2's with one-key hard
+    problems, ``soar_env.domains.chain_v3``)."""
     if variant not in CHAIN_VARIANTS:
         raise ValueError(f"chain_variant expects one of {CHAIN_VARIANTS}, actual {variant!r}")
     if variant == "v0":
         return tiny_domain()
     if variant == "v2":
         return replace(v2_domain(), default_student=str(TINY_CHAIN_V2_PATH))
+    if variant == "v3":
+        return replace(v3_domain(), default_student=str(TINY_CHAIN_V2_PATH))
     return replace(v1_domain(), default_student=str(TINY_CHAIN_V1_PATH))
 
 
 def variant_model_path(variant: str = "v0") -> Path:
     """The shipped model folder of a variant."""
     variant_domain(variant)  # validates the name
-    return {"v0": TINY_CHAIN_PATH, "v1": TINY_CHAIN_V1_PATH, "v2": TINY_CHAIN_V2_PATH}[variant]
+    return {"v0": TINY_CHAIN_PATH, "v1": TINY_CHAIN_V1_PATH, "v2": TINY_CHAIN_V2_PATH,
+            "v3": TINY_CHAIN_V2_PATH}[variant]
+
+
+def variant_hardset_path(variant: str = "v0") -> Path:
+    """Where a variant's hard set ships: its model's folder, except v3 (which shares v2's
+    model but not its hard set)."""
+    return TINY_CHAIN_V3_PATH if variant == "v3" else variant_model_path(variant)
 
 
 def domain_from_config(config: SoarConfig) -> ChainDomain:
