@@ -284,7 +284,7 @@ def test_vllm_options_reach_the_ray_actors_and_the_driver_stays_on_the_cpu(tmp_p
 
 
 def test_the_baseline_stays_in_cpu_memory_on_a_gpu_actor(student):
-    from soar_env.executors import actor_gpus, host_weights
+    from soar_env.ray_executor import actor_gpus, host_weights
 
     baseline = student.snapshot()
     kept = host_weights(baseline, torch.device("cuda", 0))  # what a GPU actor keeps
