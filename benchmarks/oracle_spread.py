@@ -6,13 +6,16 @@ the evaluation, student by student.
 SOAR-Tiny-v2's attempt 4 its coefficient of variation was 0.64). This trains the oracle
 curriculum of an id under the id's own evaluation for several student seeds in one stack
 and measures exact held-out pass@1 at fixed steps, to see whether the spread arises on the
-synthetic curriculum or later on D_train. On SOAR-Tiny-v2 it also measures each key alone
+synthetic curriculum or later on D_train (``--curriculum off-target``: the same for the
+trap-only curriculum). On SOAR-Tiny-v2 and v3 it also measures each key alone
 (exact pass@1 of the 10 one-step chains ``d k``), to compare the students' isolated key
 skill with what the hard set needs (keys in a row). Use seeds other than validate's 0-2, so that a
 design chosen from these figures is still judged on seeds it has not seen.
 
     python benchmarks/oracle_spread.py --env SOAR-Tiny-v2 --seeds 10 11 12 13 14 15 16 17 \
         --out docs/results/validity/oracle_spread_v2.json
+    python benchmarks/oracle_spread.py --env SOAR-Tiny-v3 --curriculum off-target --at 0 64 150 300 \
+        --out docs/results/validity/off_target_spread_v3.json
 """
 
 import argparse
@@ -28,6 +31,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10, 18)))
     parser.add_argument("--at", type=int, nargs="+", default=[0, 16, 32, 64, 100, 150, 200, 250, 300])
     parser.add_argument("--questions", type=int, default=128)
+    parser.add_argument("--curriculum", choices=("oracle", "off-target"), default="oracle",
+                        help="which reference curriculum the students train on")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -41,12 +46,15 @@ def main() -> None:
     env.reset(seed=0)
     config = EvalConfig.for_env(env)
     refs = env.domain.validity
-    runs = [FreshRun(refs.oracle(args.questions, seed), seed) for seed in args.seeds]
+    make = refs.oracle if args.curriculum == "oracle" else refs.off_target
+    runs = [FreshRun(make(args.questions, seed), seed) for seed in args.seeds]
     curves = {seed: {} for seed in args.seeds}
     lab = env.lab
     base = lab.snapshot()
 
-    probes = key_probes(env.domain) if args.env == "SOAR-Tiny-v2" else {}
+    from soar_env.domains.chain_v2 import ChainV2Domain
+
+    probes = key_probes(env.domain) if isinstance(env.domain, ChainV2Domain) else {}
     keys = {seed: {} for seed in args.seeds}
 
     def key_skill() -> dict[str, float]:
@@ -85,9 +93,9 @@ def main() -> None:
         print(f"step {at:4d}  pass@1 mean {mean:.3g}  sd {sd:.3g}  cv {cv:.2f}  "
               + " ".join(f"{v:.3g}" for v in values))
     result = {
-        "what": "exact held-out pass@1 of the oracle curriculum's fresh students along the id's evaluation "
-                "(benchmarks/oracle_spread.py)",
-        "env": args.env, "version": soar_env.__version__, "seeds": args.seeds,
+        "what": "exact held-out pass@1 of fresh students on a reference curriculum (\"curriculum\") "
+                "along the id's evaluation (benchmarks/oracle_spread.py)",
+        "env": args.env, "curriculum": args.curriculum, "version": soar_env.__version__, "seeds": args.seeds,
         "steps_taken": {r.seed: r.steps for r in runs}, "eval": {"mode": config.mode,
         "synthetic_steps": config.synthetic_steps, "max_steps": config.max_steps},
         "curve": rows, "per_seed": {str(s): curves[s] for s in args.seeds},

@@ -73,10 +73,10 @@ class SoarConfig:
     """Math domain: hard-set candidates, a MATH-format file (JSON, JSONL, parquet) or
     'champ' (offline CHAMP). Unused by the chain domain, which generates its candidates."""
     chain_variant: str = "v0"
-    """Chain domain: 'v0' (SOAR-Tiny-v0), 'v1' (adds off-target chains; SOAR-Tiny-v1) or
+    """Chain domain: 'v0' (SOAR-Tiny-v0), 'v1' (adds off-target chains; SOAR-Tiny-v1),
     'v2' (keys and traps; SOAR-Tiny-v2) or 'v3' (v2's model, one-key hard problems;
-    SOAR-Tiny-v3). Picks the domain and, when student is None, the
-    shipped model (``soar_env.embedded``)."""
+    SOAR-Tiny-v3). Picks the domain and, when student is None, the shipped model
+    (``soar_env.embedded``)."""
     dataset_size: int = 64
     """n: problems in one action (paper: 64)."""
     inner_runs: int = 1

@@ -8,7 +8,9 @@ use, that spread followed the level it was measured at, about 0.2 x (-ln pass@1)
 (``benchmarks/hardset_screen.py``, ``benchmarks/oracle_spread.py``). A problem that needs
 several distinct keys multiplies their skills and keeps the level low; one key three times
 keeps the base student's success near q^3 (about 1e-4, so D_train alone still cannot
-bootstrap) while a drilled key lifts it far higher.
+bootstrap) while a drilled key lifts it far higher. Registered before it ran; its validity
+result (``docs/results/validity/SOAR-Tiny-v3.*``): the spread fell, but at q^3 trap questions
+alone lift students as far as the untrained teacher's do, and P1 fails again.
 
 - **hard set**: ``o k o k o k``: one key ``k`` three times, each after an ordinary step
   ``o``, from a seeded start digit (25,920 such chains exist);
