@@ -12,7 +12,14 @@ Designs (each chain's keys in a seeded order; ``o`` an ordinary step):
 - ``attempt4``: the shipped hard set of v2 (4 keys in a row, 2 distinct, each twice);
 - ``alt``: the same keys with an ordinary step before each (o k o k o k o k);
 - ``one4alt``: one key four times, an ordinary step before each;
-- ``one3alt``: one key three times, an ordinary step before each.
+- ``one3alt``: one key three times, an ordinary step before each;
+- ``one4alt6``: as ``one4alt`` with the hard set's keys restricted to the first 6 of
+  ``KEYS`` (``*1 #1 @1 *2 #2 @2``); its oracle drills those 6 only (about 21 stones each
+  instead of 11).
+
+``--rows`` picks the curricula trained side by side (default: oracle and Hard-Only;
+``off-target``, the trap-only curriculum, shows whether questions that teach nothing the
+hard set needs still lift the students, as they did on SOAR-Tiny-v3).
 
     python benchmarks/hardset_screen.py one3alt --out docs/results/validity/screen/one3alt.json
 """
@@ -24,7 +31,8 @@ import statistics
 import time
 from pathlib import Path
 
-DESIGNS = ("attempt4", "alt", "one4alt", "one3alt")
+DESIGNS = ("attempt4", "alt", "one4alt", "one3alt", "one4alt6")
+ROWS = ("oracle", "Hard-Only", "off-target")
 STEPS = (64, 150, 300)
 
 
@@ -50,7 +58,8 @@ def hard_set(env, design: str, seed: int = 0):
             keys = rng.sample(KEYS, 2) * 2
             rng.shuffle(keys)
         else:
-            keys = [rng.choice(KEYS)] * (4 if design == "one4alt" else 3)
+            pool = KEYS[:6] if design == "one4alt6" else KEYS
+            keys = [rng.choice(pool)] * (3 if design == "one3alt" else 4)
         steps = []
         for k in keys:
             steps += [ordinary(), key(k)]
@@ -68,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("design", choices=DESIGNS)
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(10, 18)))
+    parser.add_argument("--rows", nargs="+", choices=ROWS, default=["oracle", "Hard-Only"])
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -82,20 +92,29 @@ def main() -> None:
     env.hard_set = hard_set(env, args.design)
     config, lab = EvalConfig.for_env(env), env.lab
     base = evaluate_student(env, 0, config)
-    runs = ([FreshRun(env.domain.validity.oracle(128, s), s) for s in args.seeds]
-            + [FreshRun([], s) for s in args.seeds])
+    from soar_env.domains.chain_v2 import KEYS
+
+    refs = env.domain.validity
+    keys = KEYS[:6] if args.design == "one4alt6" else KEYS
+    make = {"oracle": lambda s: env.domain.one_special_chains(128, s, keys),
+            "Hard-Only": lambda s: [], "off-target": lambda s: refs.off_target(128, s)}
+    runs, names = [], []
+    for name in args.rows:
+        for s in args.seeds:
+            runs.append(FreshRun(make[name](s), s))
+            names.append(name)
+    row_of = {id(run): name for run, name in zip(runs, names)}
     measured: dict = {}
 
     def measure(run, steps, weights):
         if steps in STEPS:
             lab.load(weights())
-            measured[("oracle" if run.curriculum else "Hard-Only", run.seed, steps)] = \
-                evaluate_student(env, run.seed, config)
+            measured[(row_of[id(run)], run.seed, steps)] = evaluate_student(env, run.seed, config)
 
     start = time.perf_counter()
     train_stacks(lab, list(env.hard_set.train), config.rl or env.config.rl, runs, config, True, measure)
     rows = []
-    for name in ("oracle", "Hard-Only"):
+    for name in args.rows:
         for step in STEPS:
             p1 = [measured[(name, s, step)][1] for s in args.seeds]
             p32 = [measured[(name, s, step)][32] for s in args.seeds]
@@ -109,7 +128,7 @@ def main() -> None:
     result = {
         "what": "oracle and Hard-Only fresh students on a candidate hard set of SOAR-Tiny-v2's model "
                 "(benchmarks/hardset_screen.py)",
-        "design": args.design, "version": soar_env.__version__, "seeds": args.seeds,
+        "design": args.design, "curricula": args.rows, "version": soar_env.__version__, "seeds": args.seeds,
         "base_pass@1": base[1], "base_pass@32": base[32],
         "eval": {"mode": config.mode, "synthetic_steps": config.synthetic_steps,
                  "max_steps": config.max_steps},

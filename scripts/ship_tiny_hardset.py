@@ -4,6 +4,7 @@
     OMP_NUM_THREADS=1 python scripts/ship_tiny_hardset.py SOAR-Tiny-v1        # its own model
     OMP_NUM_THREADS=1 python scripts/ship_tiny_hardset.py SOAR-Tiny-v2        # its own model
     OMP_NUM_THREADS=1 python scripts/ship_tiny_hardset.py SOAR-Tiny-v3        # v2's model
+    OMP_NUM_THREADS=1 python scripts/ship_tiny_hardset.py SOAR-Tiny-v4        # v2's model
 
 Each takes ~95-150 s on one CPU core.
 
@@ -26,7 +27,8 @@ def main() -> int:
     from soar_env import embedded, hardset
 
     env_id = sys.argv[1] if len(sys.argv) > 1 else "SOAR-Tiny-v0"
-    variant = {"SOAR-Tiny-v1": "v1", "SOAR-Tiny-v2": "v2", "SOAR-Tiny-v3": "v3"}.get(env_id, "v0")
+    variant = {"SOAR-Tiny-v1": "v1", "SOAR-Tiny-v2": "v2", "SOAR-Tiny-v3": "v3",
+               "SOAR-Tiny-v4": "v4"}.get(env_id, "v0")
     target = embedded.variant_hardset_path(variant)
     with tempfile.TemporaryDirectory() as cache:
         os.environ["SOAR_ENV_CACHE"] = cache

@@ -21,8 +21,8 @@ region, where an intrinsic reward has something to fail on. Neither tiny id repr
 paper's ordering (docs/results.md); v1 is the one that can test it. v0 stays as it was."""
 
 # The tiny versions are different domains side by side, not one domain's revisions: v1 is the
-# default and v2 and v3 are on trial, so gymnasium's "out of date, consider upgrading" would mislead.
-warnings.filterwarnings("ignore", message=r".*The environment SOAR-Tiny-v[012] is out of date",
+# default and v2-v4 are on trial, so gymnasium's "out of date, consider upgrading" would mislead.
+warnings.filterwarnings("ignore", message=r".*The environment SOAR-Tiny-v[0123] is out of date",
                         category=DeprecationWarning)
 
 # One flat list with string entry points, as in gymnasium/envs/__init__.py: imports stay lazy.
@@ -33,6 +33,8 @@ register(id="SOAR-Tiny-v1", entry_point="soar_env.env:SoarEnv", kwargs={"preset"
 register(id="SOAR-Tiny-v2", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny_v2"})
 # v3: v2's model and references, hard problems that need one key three times (a candidate id).
 register(id="SOAR-Tiny-v3", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny_v3"})
+# v4: v2's model and traps, hard problems on 6 of the 12 keys, one key four times (a candidate id).
+register(id="SOAR-Tiny-v4", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "tiny_v4"})
 register(id="SOAR-MATH-v0", entry_point="soar_env.env:SoarEnv", kwargs={"preset": "paper"})
 # HARP differs from MATH in its evaluation: the paper trains fresh students in mixed mode.
 register(id="SOAR-HARP-v0", entry_point="soar_env.env:SoarEnv",

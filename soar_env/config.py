@@ -74,9 +74,9 @@ class SoarConfig:
     'champ' (offline CHAMP). Unused by the chain domain, which generates its candidates."""
     chain_variant: str = "v0"
     """Chain domain: 'v0' (SOAR-Tiny-v0), 'v1' (adds off-target chains; SOAR-Tiny-v1),
-    'v2' (keys and traps; SOAR-Tiny-v2) or 'v3' (v2's model, one-key hard problems;
-    SOAR-Tiny-v3). Picks the domain and, when student is None, the shipped model
-    (``soar_env.embedded``)."""
+    'v2' (keys and traps; SOAR-Tiny-v2), 'v3' (v2's model, one-key hard problems;
+    SOAR-Tiny-v3) or 'v4' (v2's model, hard problems on 6 of the 12 keys; SOAR-Tiny-v4).
+    Picks the domain and, when student is None, the shipped model (``soar_env.embedded``)."""
     dataset_size: int = 64
     """n: problems in one action (paper: 64)."""
     inner_runs: int = 1
@@ -241,6 +241,12 @@ def tiny_v3(**overrides) -> SoarConfig:
     return tiny(**{"chain_variant": "v3", "tau": TINY_V2_TAU, "eval_mode": "curriculum", **overrides})
 
 
+def tiny_v4(**overrides) -> SoarConfig:
+    """SOAR-Tiny-v4: v2 with hard problems on 6 of the 12 keys, one key four times (no
+    promotion threshold yet, like v2's)."""
+    return tiny(**{"chain_variant": "v4", "tau": TINY_V2_TAU, "eval_mode": "curriculum", **overrides})
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named set of defaults (see the module docstring); calling it gives its ``SoarConfig``."""
@@ -268,6 +274,7 @@ PRESETS = {
     "tiny_v1": Preset(tiny_v1, **_SMALL),
     "tiny_v2": Preset(tiny_v2, **_SMALL),
     "tiny_v3": Preset(tiny_v3, **_SMALL),
+    "tiny_v4": Preset(tiny_v4, **_SMALL),
 }
 
 

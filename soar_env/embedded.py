@@ -16,6 +16,7 @@ from soar_env.domains.chain_variants import (  # noqa: F401 (the embedded defaul
     TINY_CHAIN_V1_PATH,
     TINY_CHAIN_V2_PATH,
     TINY_CHAIN_V3_PATH,
+    TINY_CHAIN_V4_PATH,
     tiny_domain,
     variant_domain,
     variant_hardset_path,

@@ -29,7 +29,8 @@ from soar_env.student.hf import HFStudent
 SHIPPED_DIRS = (Path(__file__).parent / "assets" / "tiny-chain",
                 Path(__file__).parent / "assets" / "tiny-chain-v1",
                 Path(__file__).parent / "assets" / "tiny-chain-v2",
-                Path(__file__).parent / "assets" / "tiny-chain-v3")
+                Path(__file__).parent / "assets" / "tiny-chain-v3",
+                Path(__file__).parent / "assets" / "tiny-chain-v4")
 """Read-only folders of hard sets shipped with the package (``scripts/ship_tiny_hardset.py``)."""
 
 

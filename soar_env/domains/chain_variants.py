@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from soar_env.domains.chain import ChainDomain, v1_domain
 from soar_env.domains.chain_v2 import v2_domain
 from soar_env.domains.chain_v3 import v3_domain
+from soar_env.domains.chain_v4 import v4_domain
 
 if TYPE_CHECKING:
     from soar_env.config import SoarConfig
@@ -31,7 +32,10 @@ TINY_CHAIN_V2_PATH = _ASSETS / "tiny-chain-v2"
 TINY_CHAIN_V3_PATH = _ASSETS / "tiny-chain-v3"
 """Folder of v3's shipped hard set only: v3 runs v2's model (``TINY_CHAIN_V2_PATH``)."""
 
-CHAIN_VARIANTS = ("v0", "v1", "v2", "v3")
+TINY_CHAIN_V4_PATH = _ASSETS / "tiny-chain-v4"
+"""Folder of v4's shipped hard set only: v4 runs v2's model too."""
+
+CHAIN_VARIANTS = ("v0", "v1", "v2", "v3", "v4")
 """Values of ``SoarConfig.chain_variant``."""
 
 
@@ -43,7 +47,8 @@ def tiny_domain() -> ChainDomain:
 def variant_domain(variant: str = "v0") -> ChainDomain:
     """The chain domain of a variant: v0's (``tiny_domain``), v1's (off-target family) or
     v2's (keys and traps, ``soar_env.domains.chain_v2``) or v3's (v2's with one-key hard
-    problems, ``soar_env.domains.chain_v3``)."""
+    problems, ``soar_env.domains.chain_v3``) or v4's (v2's with hard problems on 6 of the
+    12 keys, ``soar_env.domains.chain_v4``)."""
     if variant not in CHAIN_VARIANTS:
         raise ValueError(f"chain_variant expects one of {CHAIN_VARIANTS}, actual {variant!r}")
     if variant == "v0":
@@ -52,6 +57,8 @@ def variant_domain(variant: str = "v0") -> ChainDomain:
         return replace(v2_domain(), default_student=str(TINY_CHAIN_V2_PATH))
     if variant == "v3":
         return replace(v3_domain(), default_student=str(TINY_CHAIN_V2_PATH))
+    if variant == "v4":
+        return replace(v4_domain(), default_student=str(TINY_CHAIN_V2_PATH))
     return replace(v1_domain(), default_student=str(TINY_CHAIN_V1_PATH))
 
 
@@ -59,13 +66,13 @@ def variant_model_path(variant: str = "v0") -> Path:
     """The shipped model folder of a variant."""
     variant_domain(variant)  # validates the name
     return {"v0": TINY_CHAIN_PATH, "v1": TINY_CHAIN_V1_PATH, "v2": TINY_CHAIN_V2_PATH,
-            "v3": TINY_CHAIN_V2_PATH}[variant]
+            "v3": TINY_CHAIN_V2_PATH, "v4": TINY_CHAIN_V2_PATH}[variant]
 
 
 def variant_hardset_path(variant: str = "v0") -> Path:
-    """Where a variant's hard set ships: its model's folder, except v3 (which shares v2's
-    model but not its hard set)."""
-    return TINY_CHAIN_V3_PATH if variant == "v3" else variant_model_path(variant)
+    """Where a variant's hard set ships: its model's folder, except v3 and v4 (which share
+    v2's model but not its hard set)."""
+    return {"v3": TINY_CHAIN_V3_PATH, "v4": TINY_CHAIN_V4_PATH}.get(variant) or variant_model_path(variant)
 
 
 def domain_from_config(config: SoarConfig) -> ChainDomain:

@@ -1,0 +1,104 @@
+"""SOAR-Tiny-v4's domain: SOAR-Tiny-v2's model, corpus and traps, with a hard set that needs
+six of the twelve keys, one key four times per problem.
+
+Why (docs/embedded-domain.md, "SOAR-Tiny-v4"): on v2 the oracle's held-out pass@1 spread
+too widely between fresh students for P1 at 3 seeds, a spread that followed the level
+(about 0.2 x (-ln pass@1)); v3 raised the level with q^3 problems, but at q^3 the lift that
+any special-operation training gives every key (traps included) opened D_train to every
+curriculum. v4 keeps q^4 problems (the level at which traps stayed harmless on v2) and
+raises the oracle's level another way: the hard set uses 6 keys, so the oracle drills each
+about twice as often as on v2.
+
+- **hard set**: ``o k o k o k o k``: one of the first 6 keys of ``KEYS`` (``HARD_KEYS``)
+  four times, each use after an ordinary step;
+- **useful stone**: a chain with exactly one hard key and no trap; a chain with one of the
+  other 6 keys is "other" (learnable, and needed by no hard problem);
+- **oracle**: one-key chains over the 6 hard keys, in turn; **partial oracles**: the
+  oracle's own chains with the hard keys outside the first ``max(1, round(6 f))`` swapped
+  for their traps (25%: 2 keys, 50%: 3, 75%: 4 of 6);
+- everything else is v2's (model, corpus, untrained teacher, traps, off-target).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from soar_env.domains.base import ValidityReferences
+from soar_env.domains.chain import Chain
+from soar_env.domains.chain_v2 import KEY_OPS, KEYS, ORDINARY_OPS, TRAP_OF, TRAP_OPS, TRAPS, ChainV2Domain
+from soar_env.problems import Problem
+
+HARD_KEYS = KEYS[:6]
+"""The keys the hard set needs: ``*1 #1 @1 *2 #2 @2`` (the first 6 of v2's fixed order)."""
+HARD_KEY_REPEATS = 4
+HARD_LENGTH = 2 * HARD_KEY_REPEATS
+HARD_CHAINS = len(HARD_KEYS) * 10 * 6 ** HARD_KEY_REPEATS
+"""How many distinct hard chains exist (keys x start digits x ordinary steps): 77,760."""
+
+
+@dataclass(frozen=True)
+class ChainV4Domain(ChainV2Domain):
+    """v2's domain with v4's hard set and references (see the module docstring)."""
+
+    name: str = "chain-v4"
+    hard_lengths: range = range(HARD_LENGTH, HARD_LENGTH + 1)
+
+    def hard_candidates(self, count: int, seed: int) -> list[Problem]:
+        """``count`` distinct chains ``o k o k o k o k`` with ``k`` one of ``HARD_KEYS``, drawn
+        from ``random.Random(seed)`` in the order ``benchmarks/hardset_screen.py`` draws its
+        ``one4alt6`` design."""
+        if count > HARD_CHAINS:
+            raise ValueError(f"hard_candidates expects at most {HARD_CHAINS} on SOAR-Tiny-v4, actual {count}")
+        rng = random.Random(seed)
+        out: dict[str, Problem] = {}
+        while len(out) < count:
+            key = rng.choice(HARD_KEYS)
+            steps = []
+            for _ in range(HARD_KEY_REPEATS):
+                op = rng.choice(ORDINARY_OPS)
+                steps += [(op, rng.choice(self.arguments[op])), (key[0], int(key[1:]))]
+            problem = self._problem(Chain(rng.randrange(10), tuple(steps)))
+            out.setdefault(problem.question, problem)
+        return list(out.values())
+
+    def partial_oracle(self, fraction: float, count: int, seed: int) -> list[Problem]:
+        """The oracle's own chains with every hard key outside the first
+        ``max(1, round(6 fraction))`` swapped for its trap (as v2's, over ``HARD_KEYS``)."""
+        if not 0 < fraction <= 1:
+            raise ValueError(f"fraction expects 0 < f <= 1, actual {fraction}")
+        covered = set(HARD_KEYS[: max(1, round(fraction * len(HARD_KEYS)))])
+        out = []
+        for chain in self._one_special_chains(count, seed, HARD_KEYS):
+            steps = tuple(step if step[0] not in KEY_OPS or f"{step[0]}{step[1]}" in covered
+                          else (TRAP_OF[step[0]], step[1]) for step in chain.steps)
+            out.append(self._problem(Chain(chain.start, steps)))
+        return out
+
+    def label(self, question: str) -> str:
+        """``useful`` (exactly one hard key, no other key, no trap), ``trap`` (exactly one
+        trap, no key) or ``other``."""
+        try:
+            chain = self.parse_question(question)
+        except ValueError:
+            return "other"
+        names = [f"{op}{arg}" for op, arg in chain.steps]
+        keys = [n for n in names if n[0] in KEY_OPS]
+        traps = sum(n[0] in TRAP_OPS for n in names)
+        if len(keys) == 1 and keys[0] in HARD_KEYS and traps == 0:
+            return "useful"
+        return "trap" if traps == 1 and not keys else "other"
+
+    @property
+    def validity(self) -> ValidityReferences:
+        return ValidityReferences(
+            oracle=lambda count, seed: self.one_special_chains(count, seed, HARD_KEYS),
+            partial_oracle=self.partial_oracle,
+            off_target=lambda count, seed: self.one_special_chains(count, seed, TRAPS),
+            label=self.label,
+        )
+
+
+def v4_domain() -> ChainV4Domain:
+    """SOAR-Tiny-v4's domain (its shipped model, v2's, is set by ``variant_domain``)."""
+    return ChainV4Domain()
