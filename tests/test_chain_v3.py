@@ -1,15 +1,11 @@
 """SOAR-Tiny-v3: v2's model and references with hard problems that need one key three times."""
 
-import gymnasium as gym
 import pytest
-import torch
-from conftest import FAST
 
 import soar_env  # noqa: F401  (registers the ids)
 from soar_env import embedded
 from soar_env.domains.chain_v2 import KEYS, ChainV2Domain
 from soar_env.domains.chain_v3 import HARD_CHAINS, ChainV3Domain, v3_domain
-from soar_env.evaluation import EvalConfig, evaluate_student
 
 
 @pytest.fixture(scope="module")
@@ -48,26 +44,3 @@ def test_v3_keeps_v2_model_references_and_labels(v3):
     assert refs3.off_target(24, 5) == refs2.off_target(24, 5)
     hard = v3.hard_candidates(8, seed=0)
     assert {refs3.label(p.question) for p in hard} == {"other"}  # three keys: not a one-key stone
-
-
-def test_gym_make_v3_reads_its_shipped_hard_set_and_steps():
-    env = gym.make("SOAR-Tiny-v3", **FAST)
-    unwrapped = env.unwrapped
-    assert unwrapped.config.chain_variant == "v3" and unwrapped.config.eval_mode == "curriculum"
-    env.reset(seed=0)
-    stones = unwrapped.domain.validity.oracle(4, seed=0) + unwrapped.domain.validity.off_target(4, seed=0)
-    _, reward, terminated, _, info = env.step(stones)
-    assert torch.isfinite(torch.tensor(reward)) and not terminated and info["valid_problems"] == 8
-    env.close()
-
-
-def test_shipped_v3_hard_set_is_found_and_hard_for_the_base_student():
-    env = gym.make("SOAR-Tiny-v3")  # the defaults: 256 candidates, fail@128
-    env.reset(seed=0)
-    hard = env.unwrapped.hard_set
-    assert hard.source in ("shipped", "cache")  # no sampling on a fresh machine
-    assert len(hard.train) + len(hard.test) == hard.meta["hard"] >= 240
-    # About q^3 (q ~ 0.05 per key step): rare for the base student, far above v2's q^4.
-    base = evaluate_student(env.unwrapped, 0, EvalConfig.for_env(env.unwrapped))[1]
-    assert 1e-5 < base < 1e-3
-    env.close()

@@ -1,15 +1,10 @@
 """SOAR-Tiny-v4: v2's model and traps with hard problems on 6 of the 12 keys."""
 
-import gymnasium as gym
 import pytest
-import torch
-from conftest import FAST
 
 import soar_env  # noqa: F401  (registers the ids)
-from soar_env import embedded
 from soar_env.domains.chain_v2 import KEYS, TRAPS
-from soar_env.domains.chain_v4 import HARD_CHAINS, HARD_KEYS, ChainV4Domain, v4_domain
-from soar_env.evaluation import EvalConfig, evaluate_student
+from soar_env.domains.chain_v4 import HARD_CHAINS, HARD_KEYS, v4_domain
 
 
 @pytest.fixture(scope="module")
@@ -46,26 +41,3 @@ def test_references_drill_the_six_hard_keys_and_labels_call_only_them_useful(v4)
     ops = {q.question[i:i + 2] for q in half for i in range(1, len(q.question), 2)}
     assert ops & set(HARD_KEYS) == set(HARD_KEYS[:3]) and ops & set(TRAPS)
     assert refs.partial_oracle(1.0, 24, 5) == oracle
-
-
-def test_gym_make_v4_reads_its_shipped_hard_set_and_steps():
-    env = gym.make("SOAR-Tiny-v4", **FAST)
-    unwrapped = env.unwrapped
-    assert isinstance(unwrapped.domain, ChainV4Domain) and unwrapped.config.eval_mode == "curriculum"
-    assert unwrapped.domain.default_student == str(embedded.TINY_CHAIN_V2_PATH)
-    env.reset(seed=0)
-    stones = unwrapped.domain.validity.oracle(4, seed=0) + unwrapped.domain.validity.off_target(4, seed=0)
-    _, reward, terminated, _, info = env.step(stones)
-    assert torch.isfinite(torch.tensor(reward)) and not terminated and info["valid_problems"] == 8
-    env.close()
-
-
-def test_shipped_v4_hard_set_is_found_and_hard_for_the_base_student():
-    env = gym.make("SOAR-Tiny-v4")
-    env.reset(seed=0)
-    hard = env.unwrapped.hard_set
-    assert hard.source in ("shipped", "cache")
-    assert len(hard.train) + len(hard.test) == hard.meta["hard"] >= 250
-    base = evaluate_student(env.unwrapped, 0, EvalConfig.for_env(env.unwrapped))[1]
-    assert base < 1e-4  # about q^4
-    env.close()

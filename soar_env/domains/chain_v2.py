@@ -87,6 +87,9 @@ class ChainV2Domain(ChainDomain):
     off_target: tuple[str, ...] = TRAP_OPS
     alphabet: str = V2_ALPHABET
     hard_lengths: range = range(HARD_LENGTH, HARD_LENGTH + 1)
+    hard_keys: tuple[str, ...] = KEYS
+    """The keys the hard set needs: a useful stone drills one of them, the oracle drills them
+    all in turn, partial oracles a prefix of them (v4: the first 6)."""
 
     @property
     def skills(self) -> tuple[str, ...]:
@@ -173,37 +176,54 @@ class ChainV2Domain(ChainDomain):
         return [self._with_specials(rng, rng.randint(1, self.max_len), [order[i % len(order)]])
                 for i in range(count)]
 
+    def repeated_key_chains(self, count: int, seed: int, repeats: int) -> list[Problem]:
+        """``count`` distinct chains ``o k o k ...``: one of ``hard_keys`` ``repeats`` times,
+        each use after an ordinary step ``o``, from a seeded start digit (the hard sets of
+        v3 and v4; ``benchmarks/hardset_screen.py`` draws its designs in the same order)."""
+        rng = random.Random(seed)
+        out: dict[str, Problem] = {}
+        while len(out) < count:
+            key = rng.choice(self.hard_keys)
+            steps = []
+            for _ in range(repeats):
+                op = rng.choice(ORDINARY_OPS)
+                steps += [(op, rng.choice(self.arguments[op])), (key[0], int(key[1:]))]
+            problem = self._problem(Chain(rng.randrange(10), tuple(steps)))
+            out.setdefault(problem.question, problem)
+        return list(out.values())
+
     def partial_oracle(self, fraction: float, count: int, seed: int) -> list[Problem]:
-        """The oracle's own chains (same ``seed``) with every key outside the first
-        round(12 ``fraction``) of ``KEYS`` swapped for its trap (``TRAP_OF``: ``*1`` -> ``<1``):
-        each covered key is drilled exactly as in the oracle, and only coverage differs
-        (attempt 4; earlier partials spent all 128 questions on the covered keys)."""
+        """The oracle's own chains (same ``seed``) with every hard key outside the first
+        ``max(1, round(len(hard_keys) fraction))`` swapped for its trap (``TRAP_OF``: ``*1`` ->
+        ``<1``): each covered key is drilled exactly as in the oracle, and only coverage
+        differs (attempt 4; earlier partials spent all 128 questions on the covered keys)."""
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction expects 0 < f <= 1, actual {fraction}")
-        covered = set(KEYS[: max(1, round(fraction * len(KEYS)))])
+        covered = set(self.hard_keys[: max(1, round(fraction * len(self.hard_keys)))])
         out = []
-        for chain in self._one_special_chains(count, seed, KEYS):
+        for chain in self._one_special_chains(count, seed, self.hard_keys):
             steps = tuple(step if step[0] not in KEY_OPS or f"{step[0]}{step[1]}" in covered
                           else (TRAP_OF[step[0]], step[1]) for step in chain.steps)
             out.append(self._problem(Chain(chain.start, steps)))
         return out
 
     def label(self, question: str) -> str:
-        """``useful`` (exactly one key, no trap), ``trap`` (exactly one trap, no key) or ``other``."""
+        """``useful`` (exactly one key, one of ``hard_keys``, and no trap), ``trap`` (exactly
+        one trap, no key) or ``other``."""
         try:
             chain = self.parse_question(question)
         except ValueError:
             return "other"
-        keys = sum(op in KEY_OPS for op, _ in chain.steps)
+        keys = [f"{op}{arg}" for op, arg in chain.steps if op in KEY_OPS]
         traps = sum(op in TRAP_OPS for op, _ in chain.steps)
-        if keys == 1 and traps == 0:
+        if len(keys) == 1 and keys[0] in self.hard_keys and traps == 0:
             return "useful"
-        return "trap" if traps == 1 and keys == 0 else "other"
+        return "trap" if traps == 1 and not keys else "other"
 
     @property
     def validity(self) -> ValidityReferences:
         return ValidityReferences(
-            oracle=lambda count, seed: self.one_special_chains(count, seed, KEYS),
+            oracle=lambda count, seed: self.one_special_chains(count, seed, self.hard_keys),
             partial_oracle=self.partial_oracle,
             off_target=lambda count, seed: self.one_special_chains(count, seed, TRAPS),
             label=self.label,

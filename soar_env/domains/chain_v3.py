@@ -21,11 +21,9 @@ alone lift students as far as the untrained teacher's do, and P1 fails again.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
-from soar_env.domains.chain import Chain
-from soar_env.domains.chain_v2 import KEYS, ORDINARY_OPS, ChainV2Domain
+from soar_env.domains.chain_v2 import KEYS, ChainV2Domain
 from soar_env.problems import Problem
 
 HARD_KEY_REPEATS = 3
@@ -45,21 +43,10 @@ class ChainV3Domain(ChainV2Domain):
 
     def hard_candidates(self, count: int, seed: int) -> list[Problem]:
         """``count`` distinct chains ``o k o k o k`` (one key, an ordinary step before each
-        use), drawn from ``random.Random(seed)`` in the order ``benchmarks/hardset_screen.py``
-        draws its ``one3alt`` design."""
+        use; ``repeated_key_chains``)."""
         if count > HARD_CHAINS:
             raise ValueError(f"hard_candidates expects at most {HARD_CHAINS} on SOAR-Tiny-v3, actual {count}")
-        rng = random.Random(seed)
-        out: dict[str, Problem] = {}
-        while len(out) < count:
-            key = rng.choice(KEYS)
-            steps = []
-            for _ in range(HARD_KEY_REPEATS):
-                op = rng.choice(ORDINARY_OPS)
-                steps += [(op, rng.choice(self.arguments[op])), (key[0], int(key[1:]))]
-            problem = self._problem(Chain(rng.randrange(10), tuple(steps)))
-            out.setdefault(problem.question, problem)
-        return list(out.values())
+        return self.repeated_key_chains(count, seed, HARD_KEY_REPEATS)
 
 
 def v3_domain() -> ChainV3Domain:

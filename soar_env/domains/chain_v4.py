@@ -21,12 +21,9 @@ about twice as often as on v2.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
-from soar_env.domains.base import ValidityReferences
-from soar_env.domains.chain import Chain
-from soar_env.domains.chain_v2 import KEY_OPS, KEYS, ORDINARY_OPS, TRAP_OF, TRAP_OPS, TRAPS, ChainV2Domain
+from soar_env.domains.chain_v2 import KEYS, ChainV2Domain
 from soar_env.problems import Problem
 
 HARD_KEYS = KEYS[:6]
@@ -39,64 +36,18 @@ HARD_CHAINS = len(HARD_KEYS) * 10 * 6 ** HARD_KEY_REPEATS
 
 @dataclass(frozen=True)
 class ChainV4Domain(ChainV2Domain):
-    """v2's domain with v4's hard set and references (see the module docstring)."""
+    """v2's domain with v4's hard set; its references and labels follow ``hard_keys``."""
 
     name: str = "chain-v4"
     hard_lengths: range = range(HARD_LENGTH, HARD_LENGTH + 1)
+    hard_keys: tuple[str, ...] = HARD_KEYS
 
     def hard_candidates(self, count: int, seed: int) -> list[Problem]:
-        """``count`` distinct chains ``o k o k o k o k`` with ``k`` one of ``HARD_KEYS``, drawn
-        from ``random.Random(seed)`` in the order ``benchmarks/hardset_screen.py`` draws its
-        ``one4alt6`` design."""
+        """``count`` distinct chains ``o k o k o k o k`` with ``k`` one of ``HARD_KEYS``
+        (``repeated_key_chains``)."""
         if count > HARD_CHAINS:
             raise ValueError(f"hard_candidates expects at most {HARD_CHAINS} on SOAR-Tiny-v4, actual {count}")
-        rng = random.Random(seed)
-        out: dict[str, Problem] = {}
-        while len(out) < count:
-            key = rng.choice(HARD_KEYS)
-            steps = []
-            for _ in range(HARD_KEY_REPEATS):
-                op = rng.choice(ORDINARY_OPS)
-                steps += [(op, rng.choice(self.arguments[op])), (key[0], int(key[1:]))]
-            problem = self._problem(Chain(rng.randrange(10), tuple(steps)))
-            out.setdefault(problem.question, problem)
-        return list(out.values())
-
-    def partial_oracle(self, fraction: float, count: int, seed: int) -> list[Problem]:
-        """The oracle's own chains with every hard key outside the first
-        ``max(1, round(6 fraction))`` swapped for its trap (as v2's, over ``HARD_KEYS``)."""
-        if not 0 < fraction <= 1:
-            raise ValueError(f"fraction expects 0 < f <= 1, actual {fraction}")
-        covered = set(HARD_KEYS[: max(1, round(fraction * len(HARD_KEYS)))])
-        out = []
-        for chain in self._one_special_chains(count, seed, HARD_KEYS):
-            steps = tuple(step if step[0] not in KEY_OPS or f"{step[0]}{step[1]}" in covered
-                          else (TRAP_OF[step[0]], step[1]) for step in chain.steps)
-            out.append(self._problem(Chain(chain.start, steps)))
-        return out
-
-    def label(self, question: str) -> str:
-        """``useful`` (exactly one hard key, no other key, no trap), ``trap`` (exactly one
-        trap, no key) or ``other``."""
-        try:
-            chain = self.parse_question(question)
-        except ValueError:
-            return "other"
-        names = [f"{op}{arg}" for op, arg in chain.steps]
-        keys = [n for n in names if n[0] in KEY_OPS]
-        traps = sum(n[0] in TRAP_OPS for n in names)
-        if len(keys) == 1 and keys[0] in HARD_KEYS and traps == 0:
-            return "useful"
-        return "trap" if traps == 1 and not keys else "other"
-
-    @property
-    def validity(self) -> ValidityReferences:
-        return ValidityReferences(
-            oracle=lambda count, seed: self.one_special_chains(count, seed, HARD_KEYS),
-            partial_oracle=self.partial_oracle,
-            off_target=lambda count, seed: self.one_special_chains(count, seed, TRAPS),
-            label=self.label,
-        )
+        return self.repeated_key_chains(count, seed, HARD_KEY_REPEATS)
 
 
 def v4_domain() -> ChainV4Domain:
