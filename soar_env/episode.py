@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from soar_env.config import SoarConfig
-from soar_env.executors import InnerJob
+from soar_env.inner_jobs import InnerJob
 from soar_env.lab import InnerRun, StudentLab
 from soar_env.problems import Problem
 from soar_env.promotion import PromotedBank, PromotionRule

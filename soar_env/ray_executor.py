@@ -16,7 +16,7 @@ import os
 import warnings
 from typing import Any
 
-from soar_env.executors import Done, InnerJob, run_job
+from soar_env.inner_jobs import Done, InnerJob, run_job
 from soar_env.lab import InnerRun, StudentLab
 
 
