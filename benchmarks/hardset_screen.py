@@ -29,6 +29,7 @@ import json
 import random
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 DESIGNS = ("attempt4", "alt", "one4alt", "one3alt", "one4alt6")
@@ -36,41 +37,48 @@ ROWS = ("oracle", "Hard-Only", "off-target")
 STEPS = (64, 150, 300)
 
 
+REPEATS = {"one4alt": 4, "one3alt": 3, "one4alt6": 4}
+"""The one-key designs: how often a hard problem's key repeats."""
+
+
+def screen_domain(env, design: str):
+    """v2's domain with the design's hard keys (``one4alt6``: the first 6; else all 12): the
+    oracle, partial oracles and labels follow them (``ChainV2Domain.hard_keys``)."""
+    from soar_env.domains.chain_v2 import KEYS
+
+    return replace(env.domain, hard_keys=KEYS[:6] if design == "one4alt6" else KEYS)
+
+
 def hard_set(env, design: str, seed: int = 0):
     """The design's 256 distinct chains, split 128 / 128 (D_train / D_test)."""
-    from soar_env.domains.chain import Chain
-    from soar_env.domains.chain_v2 import KEYS
     from soar_env.hardset import HardSet
 
     if design == "attempt4":
         return env.hard_set
-    dom, rng = env.domain, random.Random(seed)
+    dom = screen_domain(env, design)
+    if design in REPEATS:  # the generator SOAR-Tiny-v3 and v4 ship (one3alt, one4alt6)
+        problems = dom.repeated_key_chains(256, seed, REPEATS[design])
+    else:
+        problems = _alternating_two_key_chains(dom, 256, seed)
+    return HardSet(problems[:128], problems[128:], {"screen": design})
 
-    def ordinary():
-        op = rng.choice(("+", "-"))
-        return op, rng.choice(dom.arguments[op])
 
-    def key(k: str):
-        return k[0], int(k[1:])
+def _alternating_two_key_chains(dom, count: int, seed: int):
+    """``alt``: v2's keys (2 distinct, each twice, shuffled) with an ordinary step before each."""
+    from soar_env.domains.chain import Chain
+    from soar_env.domains.chain_v2 import KEYS, ORDINARY_OPS
 
-    def chain():
-        if design == "alt":
-            keys = rng.sample(KEYS, 2) * 2
-            rng.shuffle(keys)
-        else:
-            pool = KEYS[:6] if design == "one4alt6" else KEYS
-            keys = [rng.choice(pool)] * (3 if design == "one3alt" else 4)
+    rng, seen = random.Random(seed), {}
+    while len(seen) < count:
+        keys = rng.sample(KEYS, 2) * 2
+        rng.shuffle(keys)
         steps = []
         for k in keys:
-            steps += [ordinary(), key(k)]
-        return Chain(rng.randrange(10), tuple(steps))
-
-    seen = {}
-    while len(seen) < 256:
-        c = chain()
-        seen.setdefault(dom.format_question(c), c)
-    problems = [dom._problem(c) for c in seen.values()]
-    return HardSet(problems[:128], problems[128:], {"screen": design})
+            op = rng.choice(ORDINARY_OPS)
+            steps += [(op, rng.choice(dom.arguments[op])), (k[0], int(k[1:]))]
+        chain = Chain(rng.randrange(10), tuple(steps))
+        seen.setdefault(dom.format_question(chain), chain)
+    return [dom._problem(c) for c in seen.values()]
 
 
 def main() -> None:
@@ -92,12 +100,9 @@ def main() -> None:
     env.hard_set = hard_set(env, args.design)
     config, lab = EvalConfig.for_env(env), env.lab
     base = evaluate_student(env, 0, config)
-    from soar_env.domains.chain_v2 import KEYS
-
-    refs = env.domain.validity
-    keys = KEYS[:6] if args.design == "one4alt6" else KEYS
-    make = {"oracle": lambda s: env.domain.one_special_chains(128, s, keys),
-            "Hard-Only": lambda s: [], "off-target": lambda s: refs.off_target(128, s)}
+    refs = screen_domain(env, args.design).validity
+    make = {"oracle": lambda s: refs.oracle(128, s), "Hard-Only": lambda s: [],
+            "off-target": lambda s: refs.off_target(128, s)}
     runs, names = [], []
     for name in args.rows:
         for s in args.seeds:

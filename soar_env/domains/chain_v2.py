@@ -179,7 +179,12 @@ class ChainV2Domain(ChainDomain):
     def repeated_key_chains(self, count: int, seed: int, repeats: int) -> list[Problem]:
         """``count`` distinct chains ``o k o k ...``: one of ``hard_keys`` ``repeats`` times,
         each use after an ordinary step ``o``, from a seeded start digit (the hard sets of
-        v3 and v4; ``benchmarks/hardset_screen.py`` draws its designs in the same order)."""
+        v3 and v4; ``benchmarks/hardset_screen.py`` draws its designs in the same order).
+        Raises ValueError for more chains than exist (the draws would never end)."""
+        distinct = len(self.hard_keys) * 10 * sum(len(self.arguments[op]) for op in ORDINARY_OPS) ** repeats
+        if count > distinct:
+            raise ValueError(f"hard_candidates expects at most {distinct} distinct chains on {self.name}, "
+                             f"actual {count}")
         rng = random.Random(seed)
         out: dict[str, Problem] = {}
         while len(out) < count:

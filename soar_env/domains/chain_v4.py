@@ -45,8 +45,6 @@ class ChainV4Domain(ChainV2Domain):
     def hard_candidates(self, count: int, seed: int) -> list[Problem]:
         """``count`` distinct chains ``o k o k o k o k`` with ``k`` one of ``HARD_KEYS``
         (``repeated_key_chains``)."""
-        if count > HARD_CHAINS:
-            raise ValueError(f"hard_candidates expects at most {HARD_CHAINS} on SOAR-Tiny-v4, actual {count}")
         return self.repeated_key_chains(count, seed, HARD_KEY_REPEATS)
 
 
