@@ -241,10 +241,15 @@ def tiny_v3(**overrides) -> SoarConfig:
     return tiny(**{"chain_variant": "v3", "tau": TINY_V2_TAU, "eval_mode": "curriculum", **overrides})
 
 
+TINY_V4_TAU = 1.5e-5
+"""SOAR-Tiny-v4's promotion threshold, measured like ``TINY_V1_TAU`` (3 seeds,
+docs/results/promotion_noise_v4.json): halfway between the untrained teacher's largest
+3-round moving average (3.95e-6) and the useful stones' smallest (2.56e-5)."""
+
+
 def tiny_v4(**overrides) -> SoarConfig:
-    """SOAR-Tiny-v4: v2 with hard problems on 6 of the 12 keys, one key four times (no
-    promotion threshold yet, like v2's)."""
-    return tiny(**{"chain_variant": "v4", "tau": TINY_V2_TAU, "eval_mode": "curriculum", **overrides})
+    """SOAR-Tiny-v4: v2 with hard problems on 6 of the 12 keys, one key four times."""
+    return tiny(**{"chain_variant": "v4", "tau": TINY_V4_TAU, "eval_mode": "curriculum", **overrides})
 
 
 @dataclass(frozen=True)

@@ -41,3 +41,19 @@ def test_references_drill_the_six_hard_keys_and_labels_call_only_them_useful(v4)
     ops = {q.question[i:i + 2] for q in half for i in range(1, len(q.question), 2)}
     assert ops & set(HARD_KEYS) == set(HARD_KEYS[:3]) and ops & set(TRAPS)
     assert refs.partial_oracle(1.0, 24, 5) == oracle
+
+
+def test_v4_threshold_is_the_measured_midpoint():
+    """v4's tau is halfway between Base-T's largest and the oracle's smallest 3-round mean in
+    the committed noise measurement (docs/results/promotion_noise_v4.json), not v2's inf."""
+    import json
+    from pathlib import Path
+
+    from soar_env.config import TINY_V4_TAU, tiny_v4
+
+    path = Path(__file__).parents[1] / "docs/results/promotion_noise_v4.json"
+    summary = json.loads(path.read_text())["summary"]
+    midpoint = (summary["base"]["ma_max"] + summary["oracle"]["ma_min"]) / 2
+    assert tiny_v4().tau == TINY_V4_TAU
+    assert summary["base"]["ma_max"] < TINY_V4_TAU < summary["oracle"]["ma_min"]
+    assert abs(TINY_V4_TAU - midpoint) / midpoint < 0.05  # rounded to two digits
