@@ -13,7 +13,7 @@ import warnings
 
 from gymnasium.envs.registration import register
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 DEFAULT_ENV = "SOAR-Tiny-v4"
 """The embedded default of the CLI, the bench and the examples: the one tiny id that passes
