@@ -3,11 +3,13 @@
 Clones this repository's HEAD (committed files only) into a temporary folder, imports it from
 there (no install: ``soar_env`` and ``agents`` -> ``soar_agents`` are linked into a path of
 their own), points ``SOAR_ENV_CACHE`` at an empty folder and runs ``soar-env train`` with
-``--rounds`` (its other settings are the defaults: SOAR-Tiny-v1, the soar teacher, seed 0, 2
-lockstep workers, then the evaluation). Every 0.2 s it reads the resident memory of the main
-process and of its whole process tree (the workers) from ``/proc``.
+``--rounds`` on ``--env`` (default: the CLI's default id; its other settings are the CLI's
+defaults: the soar teacher, seed 0, 2 lockstep workers, then the evaluation). Every 0.2 s it
+reads the resident memory of the main process and of its whole process tree (the workers)
+from ``/proc``.
 
     python benchmarks/main_job.py --rounds 50 --out docs/results/speed/main_job_50_0.5.0.json
+    python benchmarks/main_job.py --rounds 50 --env SOAR-Tiny-v1
 
 Linux only (``/proc``).
 """
@@ -68,6 +70,7 @@ def _cpu() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=50)
+    parser.add_argument("--env", default=None, help="a registered id (default: the CLI's, DEFAULT_ENV)")
     parser.add_argument("--eval-steps", type=int, help="a shorter evaluation (a smoke test only)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -83,6 +86,7 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": str(path), "SOAR_ENV_CACHE": str(cache)}
         command = [sys.executable, "-c", "import sys; from soar_agents.app.cli import main; "
                    "sys.argv[0] = 'soar-env'; main()", "train", "--rounds", str(args.rounds),
+                   *(["--env", args.env] if args.env else []),
                    "--out", str(run)] + (["--eval-steps", str(args.eval_steps)] if args.eval_steps else [])
         started = time.perf_counter()
         # Output to a file, not a pipe: an undrained pipe fills (64 kB of progress bars) and
@@ -101,15 +105,17 @@ def main() -> None:
             raise SystemExit(f"soar-env train failed:\n{errors.read()[-3000:]}")
         errors.close()
         rows = list(csv.DictReader(open(run / "rounds.csv")))
+        env_id = json.loads((run / "run.json").read_text())["env"]  # what the clone's CLI ran
         evaluation = json.loads((run / "eval.json").read_text())
     rounds = [float(r["time/round_seconds"]) for r in rows]
     tokens = [int(float(r["env/sampled_tokens"])) for r in rows]  # the run's total so far
     # eval.json keeps each (variant, seed)'s share of its stack's wall time: they sum to the evaluation.
     fresh = sum(s for per_seed in evaluation["seconds"].values() for s in per_seed.values())
     result = {
-        "what": f"soar-env train --rounds {args.rounds} (SOAR-Tiny-v1, soar teacher, seed 0, the CLI's "
+        "what": f"soar-env train --rounds {args.rounds} ({env_id}, soar teacher, seed 0, the CLI's "
                 "default 2 lockstep workers) then its evaluation, from a fresh clone with an empty "
                 "SOAR_ENV_CACHE (benchmarks/main_job.py)",
+        "env": env_id,
         "version": rows[0].get("run/version"),
         "commit": commit,
         "machine": _cpu(),

@@ -9,6 +9,7 @@ Ends with one table and one figure (reward curves, proposal diversity, pass@k).
 """
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from soar_agents.app.runs import evaluate_run, teacher_variant, train_run
 from soar_env import DEFAULT_ENV
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--env", default=DEFAULT_ENV, help="SOAR-Tiny-v0: no off-target region")
+parser.add_argument("--env", default=DEFAULT_ENV, help="a registered id (default: the package default)")
 parser.add_argument("--seeds", type=int, default=3)
 parser.add_argument("--rounds", type=int, default=12)
 parser.add_argument("--eval-steps", type=int, default=None,
@@ -45,6 +46,22 @@ for seed in range(args.seeds):
 
 console = Console()
 console.print(eval_table({"results": results}, title=f"held-out pass@k, {args.seeds} seeds"))
+
+# The committed 5-seed leaderboard of this id, the reference to read this run against
+# (how each was made: docs/results.md). A short run lands where its round count says.
+COMMITTED = {"SOAR-Tiny-v4": "tiny-v4", "SOAR-Tiny-v2": "tiny-v2/attempt4", "SOAR-Tiny-v1": "tiny-v1",
+             "SOAR-Tiny-v0": "tiny-v0"}
+results_dir = Path(__file__).resolve().parents[1] / "docs" / "results"
+board = results_dir / COMMITTED.get(args.env, "-") / "leaderboard.json"
+if board.is_file():
+    committed = json.loads(board.read_text())
+    rows = {row["variant"]: row["pass@1"] for row in committed["leaderboard"]}
+    where = board.relative_to(results_dir.parents[1])
+    print(f"committed leaderboard ({where}: {len(committed['seeds'])} teacher seeds, "
+          f"{committed['rounds']} rounds), held-out pass@1:")
+    for variant in ("Grounded-T", "Intrinsic-T", "Base-T", "Hard-Only"):
+        if variant in rows:
+            print(f"  {variant:12s} {rows[variant]['mean']:.3g} ± {rows[variant]['ci95']:.2g}")
 for teacher, label in teachers.items():
     d = diversity[teacher]
     console.print(f"{label:26s} questions: Vendi {np.mean([x['vendi'] for x in d]):.1f}, "

@@ -13,15 +13,15 @@ import warnings
 
 from gymnasium.envs.registration import register
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
-DEFAULT_ENV = "SOAR-Tiny-v1"
-"""The embedded default of the CLI, the bench and the examples: the tiny id with an off-target
-region, where an intrinsic reward has something to fail on. Neither tiny id reproduced the
-paper's ordering (docs/results.md); v1 is the one that can test it. v0 stays as it was."""
+DEFAULT_ENV = "SOAR-Tiny-v4"
+"""The embedded default of the CLI, the bench and the examples: the one tiny id that passes
+``soar-env validate`` (P1-P7, docs/results/validity/SOAR-Tiny-v4.json), so a benchmark on it
+can tell a good curriculum from the untrained teacher's. v0-v3 stay registered as they were."""
 
-# The tiny versions are different domains side by side, not one domain's revisions: v1 is the
-# default and v2-v4 are on trial, so gymnasium's "out of date, consider upgrading" would mislead.
+# The tiny versions are different domains side by side, not one domain's revisions, so
+# gymnasium's "out of date, consider upgrading" would mislead.
 warnings.filterwarnings("ignore", message=r".*The environment SOAR-Tiny-v[0123] is out of date",
                         category=DeprecationWarning)
 

@@ -57,7 +57,7 @@ def test_nested_and_teacher_settings_are_typed():
 def test_help_shows_defaults():
     result = _cli("train", "--help")
     assert result.returncode == 0
-    assert "(default: 12)" in result.stdout and "(default: SOAR-Tiny-v1)" in result.stdout
+    assert "(default: 12)" in result.stdout and "(default: SOAR-Tiny-v4)" in result.stdout
 
 
 @pytest.mark.slow

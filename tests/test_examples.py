@@ -32,6 +32,16 @@ def test_compare_rewards_runs_at_a_tiny_budget(tmp_path):
                "--set", "dataset_size=8", "inner_steps=2", "reward_questions=16", cwd=tmp_path)
     assert "Grounded-T" in out and "Intrinsic-T" in out and "Hard-Only" in out
     assert "Vendi" in out and (tmp_path / "cmp" / "compare_rewards.png").is_file()
+    # It reads the run against the committed leaderboard of its id (the default's).
+    import json
+
+    from soar_env import DEFAULT_ENV
+
+    assert DEFAULT_ENV == "SOAR-Tiny-v4"
+    board = json.loads((EXAMPLES.parent / "docs/results/tiny-v4/leaderboard.json").read_text())
+    grounded = next(row for row in board["leaderboard"] if row["variant"] == "Grounded-T")["pass@1"]
+    assert "committed leaderboard (docs/results/tiny-v4/leaderboard.json" in out
+    assert f"{grounded['mean']:.3g} ± {grounded['ci95']:.2g}" in out
 
 
 def test_new_teacher_runs_at_a_tiny_budget(tmp_path):

@@ -137,7 +137,7 @@ def test_bench_writes_a_leaderboard(tmp_path):
     assert rerun["compute"]["random"]["eval_seconds"] == first
     assert summary["compute"]["learnability"]["sampled_tokens"] > 0  # the equal-compute view
     # What reproduces the table: env, teachers, seeds, package version, evaluation settings.
-    assert summary["env"] == DEFAULT_ENV == "SOAR-Tiny-v1" and summary["seeds"] == [0, 1]
+    assert summary["env"] == DEFAULT_ENV == "SOAR-Tiny-v4" and summary["seeds"] == [0, 1]
     assert summary["student_seeds"] == [0, 1000, 1, 1001]  # the protocol: 2 fresh students a teacher seed
     assert summary["teachers"] == ["random", "learnability"] and summary["version"]
     assert summary["eval"]["max_steps"] == 2 and summary["overrides"]["dataset_size"] == 8

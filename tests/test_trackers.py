@@ -52,7 +52,7 @@ def test_trackio_run_reads_back_with_trackios_api(tmp_path):
                                      check=True, timeout=120).stdout.strip().splitlines()[-1])
     assert [r["name"] for r in runs] == [trackio_run_name(out)]
     logs, config = runs[0]["logs"], runs[0]["config"]
-    assert config["teacher"] == "random" and config["env"] == "SOAR-Tiny-v1"
+    assert config["teacher"] == "random" and config["env"] == "SOAR-Tiny-v4"
     with (out / "rounds.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [log["step"] for log in logs] == [0, 1]

@@ -4,7 +4,7 @@ The one parser of the command (also ``python -m soar_agents``). It lives in ``so
 because training needs the teachers and ``soar_env`` never imports them; ``stones`` and
 ``hardset`` are ``soar_env.cli``'s own commands, added here by ``soar_env.cli.add_commands``.
 
-    soar-env train                       # SOAR teacher on SOAR-Tiny-v1, 12 rounds, then eval
+    soar-env train                       # SOAR teacher on SOAR-Tiny-v4, 12 rounds, then eval
     soar-env train --resume --out runs/train
     soar-env eval runs/train --seeds 0 1 2
     soar-env bench --teachers soar learnability --seeds 5
