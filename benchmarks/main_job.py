@@ -8,8 +8,8 @@ defaults: the soar teacher, seed 0, 2 lockstep workers, then the evaluation). Ev
 reads the resident memory of the main process and of its whole process tree (the workers)
 from ``/proc``.
 
-    python benchmarks/main_job.py --rounds 50 --out docs/results/speed/main_job_50_0.5.0.json
-    python benchmarks/main_job.py --rounds 50 --env SOAR-Tiny-v1
+    python benchmarks/main_job.py --rounds 50 --out docs/results/speed/main_job_50_0.6.0_v4.json
+    python benchmarks/main_job.py --rounds 50 --env SOAR-Tiny-v1   # the default before 0.6.0
 
 Linux only (``/proc``).
 """

@@ -82,7 +82,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2, help="alternations of the cases")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--env", default=None, help="a tiny id (default: soar_env.DEFAULT_ENV)")
+    # v1, the id of issue 21's target and of every committed round_speed result (the package
+    # default moved to v4 in 0.6.0).
+    parser.add_argument("--env", default="SOAR-Tiny-v1", help="a tiny id")
     parser.add_argument("--baseline", help="a git revision whose round is timed too")
     parser.add_argument("--baseline-executors", nargs="+", default=["serial"],
                         choices=["serial", "lockstep", "lockstep:2"],
@@ -97,10 +99,6 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.env, args.case, args.workers, 1, args.inner_runs)))
         return
-    if args.env is None:  # here, not at import: a --baseline revision's soar_env may predate it
-        from soar_env import DEFAULT_ENV
-
-        args.env = DEFAULT_ENV
     with tempfile.TemporaryDirectory() as tmp:
         # case name -> (executor, code tree; None: this checkout)
         cases: dict[str, tuple[str, Path | None]] = {}
