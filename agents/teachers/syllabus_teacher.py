@@ -1,11 +1,12 @@
 """Curriculum-learning teachers from Syllabus: any ``syllabus.core.Curriculum`` picks the tasks.
 
 A *task* is a setting of the domain's problem generator: a chain-length bucket x a skill set x
-on- or off-target operations (SOAR-Tiny-v1's off-target family; v0 has on-target tasks only),
-32 tasks on SOAR-Tiny-v1, 16 on v0 (``generator_tasks``). Each round the curriculum samples one
-task per dataset, the generator writes the dataset, and the dataset's grounded reward goes back
-to the curriculum through Syllabus's own update calls: ``update_task_progress(task, progress)``
-and ``update_on_episode(reward, 1, task, progress)`` (one dataset is one episode). ``progress``
+on- or off-target operations (SOAR-Tiny-v1's off-target family; v0 has on-target tasks only):
+32 tasks on SOAR-Tiny-v1, 30 on v4 (the default), 16 on v0 (``generator_tasks``). Each round
+the curriculum samples one task per dataset, the generator writes the dataset, and the
+dataset's grounded reward goes back to the curriculum through Syllabus's own update calls:
+``update_task_progress(task, progress)`` and ``update_on_episode(reward, 1, task, progress)``
+(one dataset is one episode). ``progress``
 is the reward's percentile among the rewards seen so far in the run, in [0, 1]: Syllabus
 expects progress in [0, 1], and the grounded reward's scale differs by orders of magnitude
 between envs (1e-6 on the tiny ids, 1e-2 on MATH).
